@@ -1,0 +1,57 @@
+"""Checks at the Python boundary: every public entry point turns user input
+into C-contiguous arrays of the model's dtype here, or raises an exception
+naming what was expected and what came."""
+import numbers
+import operator
+
+import numpy as np
+
+INT_MAX = 2**31 - 1  # BLAS dimensions are 32-bit ints
+
+
+def resolve_dtype(dtype):
+    """np.float32 or np.float64 as an np.dtype; anything else is refused."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"dtype must be float32 or float64, got {dtype!r}") from None
+    if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
+        raise TypeError(f"dtype must be float32 or float64, got {dt}")
+    return dt
+
+
+def as_real(a, name, dtype):
+    """`a` as a C-contiguous array of `dtype` (a copy only where needed).
+    Float input of another precision is converted; integer, bool, complex
+    and object input is refused rather than silently cast."""
+    arr = np.asarray(a)
+    if arr.dtype.kind != "f":
+        raise TypeError(f"{name} must be a floating-point array, got dtype {arr.dtype}")
+    return np.ascontiguousarray(arr, dtype=dtype)
+
+
+def positive_int(value, name, minimum=1):
+    """An int >= minimum (numpy ints too, bool refused)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
+    value = operator.index(value)
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    if value > INT_MAX:
+        raise ValueError(f"{name} must be <= {INT_MAX}, got {value}")
+    return value
+
+
+def check_blas_dims(T, B, I, H):
+    """Refuse shapes whose GEMM dimensions overflow a 32-bit BLAS int."""
+    dims = {"T*B": T * B, "4*hidden_size": 4 * H, "input_size": I}
+    for what, n in dims.items():
+        if n > INT_MAX:
+            raise ValueError(f"{what} = {n} exceeds the BLAS limit of {INT_MAX}; "
+                             f"split the sequence or the batch")
+
+
+def check_shape(arr, name, shape):
+    if arr.shape != tuple(shape):
+        raise ValueError(f"{name} must have shape {tuple(shape)}, got {arr.shape}")
+    return arr

@@ -1,0 +1,303 @@
+"""clstm.LSTM: a multi-layer, optionally bidirectional LSTM with the
+semantics, parameter names and shapes of torch.nn.LSTM, on NumPy arrays."""
+from collections import OrderedDict
+
+import numpy as np
+
+from . import _core
+from ._validate import as_real, check_blas_dims, positive_int, resolve_dtype
+
+
+class LSTM:
+    """Multi-layer LSTM over NumPy arrays, parameter-compatible with torch.nn.LSTM.
+
+    Parameters are attributes named as PyTorch names them, float arrays of the
+    LSTM's dtype: ``weight_ih_l{k}`` (4H, I_k), ``weight_hh_l{k}`` (4H, H),
+    ``bias_ih_l{k}`` and ``bias_hh_l{k}`` (4H), with a ``_reverse`` suffix for
+    the second direction; gates are stacked i, f, g, o.  I_0 = input_size,
+    I_k = H * num_directions above.  All start uniform in +-1/sqrt(H).
+
+    Shapes (sequence-major unless batch_first):
+      x:      (T, B, input_size), or (B, T, input_size) if batch_first, or
+              (T, input_size) for one unbatched sequence
+      h0, c0: (num_layers * num_directions, B, H), or (..., H) unbatched
+      y:      (T, B, num_directions * H) (batch_first: (B, T, ...))
+    """
+
+    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
+                 dropout=0.0, bidirectional=False, dtype=np.float32, seed=None):
+        self.input_size = positive_int(input_size, "input_size")
+        self.hidden_size = positive_int(hidden_size, "hidden_size")
+        self.num_layers = positive_int(num_layers, "num_layers")
+        self.bias = bool(bias)
+        self.batch_first = bool(batch_first)
+        self.bidirectional = bool(bidirectional)
+        if isinstance(dropout, bool) or not isinstance(dropout, (int, float, np.floating)):
+            raise TypeError(f"dropout must be a float in [0, 1), got {dropout!r}")
+        if not 0.0 <= float(dropout) < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        self.dropout = float(dropout)
+        self.dtype = resolve_dtype(dtype)
+        check_blas_dims(1, 1, self.input_size, self.hidden_size)
+        self._rng = np.random.default_rng(seed)
+        self._params = OrderedDict()
+        self._shapes = OrderedDict()
+        H, D = self.hidden_size, self.num_directions
+        for layer in range(self.num_layers):
+            isz = self.input_size if layer == 0 else H * D
+            for d in range(D):
+                sfx = f"_l{layer}" + ("_reverse" if d else "")
+                self._shapes["weight_ih" + sfx] = (4 * H, isz)
+                self._shapes["weight_hh" + sfx] = (4 * H, H)
+                if self.bias:
+                    self._shapes["bias_ih" + sfx] = (4 * H,)
+                    self._shapes["bias_hh" + sfx] = (4 * H,)
+        self.reset_parameters()
+        self.grads = {}
+        self._cache = None
+
+    # ---- parameters ---------------------------------------------------------
+
+    @property
+    def num_directions(self):
+        return 2 if self.bidirectional else 1
+
+    def reset_parameters(self):
+        """Uniform in +-1/sqrt(hidden_size), as torch.nn.LSTM."""
+        k = 1.0 / np.sqrt(self.hidden_size)
+        for name, shape in self._shapes.items():
+            self._params[name] = self._rng.uniform(-k, k, shape).astype(self.dtype)
+
+    def __getattr__(self, name):
+        params = self.__dict__.get("_params")
+        if params is not None and name in params:
+            return params[name]
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def __setattr__(self, name, value):
+        shapes = self.__dict__.get("_shapes")
+        if shapes is not None and name in shapes:
+            self._params[name] = self._checked_param(name, value)
+        else:
+            object.__setattr__(self, name, value)
+
+    def _checked_param(self, name, value):
+        arr = as_real(value, name, self.dtype)
+        if arr.shape != self._shapes[name]:
+            raise ValueError(f"{name} must have shape {self._shapes[name]}, got {arr.shape}")
+        return arr.copy() if arr is value else arr
+
+    def named_parameters(self):
+        """(name, array) pairs in PyTorch's order; the arrays are the live
+        parameters (in-place updates take effect)."""
+        return list(self._params.items())
+
+    def parameters(self):
+        return list(self._params.values())
+
+    def state_dict(self):
+        """An OrderedDict of copies of the parameters, PyTorch names and shapes."""
+        return OrderedDict((k, v.copy()) for k, v in self._params.items())
+
+    def load_state_dict(self, state_dict, strict=True):
+        """Load parameters by PyTorch name (torch tensors may be passed as
+        numpy arrays via .numpy()).  strict: the keys must match exactly.
+        All-or-nothing: on any error no parameter is changed."""
+        if not hasattr(state_dict, "keys"):
+            raise TypeError(f"state_dict must be a mapping of names to arrays, "
+                            f"got {type(state_dict).__name__}")
+        keys = set(state_dict.keys())
+        missing = [k for k in self._shapes if k not in keys]
+        unexpected = sorted(str(k) for k in keys if k not in self._shapes)
+        if strict and (missing or unexpected):
+            raise KeyError(f"state_dict does not match this LSTM: missing {missing}, "
+                           f"unexpected {unexpected}")
+        new = {k: self._checked_param(k, np.asarray(state_dict[k])) for k in self._shapes
+               if k in keys}
+        self._params.update(new)
+        return missing, unexpected
+
+    def __repr__(self):
+        extra = [f"num_layers={self.num_layers}"] if self.num_layers != 1 else []
+        if not self.bias:
+            extra.append("bias=False")
+        if self.batch_first:
+            extra.append("batch_first=True")
+        if self.dropout:
+            extra.append(f"dropout={self.dropout}")
+        if self.bidirectional:
+            extra.append("bidirectional=True")
+        if self.dtype != np.float32:
+            extra.append(f"dtype={self.dtype}")
+        return f"LSTM({', '.join([str(self.input_size), str(self.hidden_size)] + extra)})"
+
+    # ---- forward / backward -------------------------------------------------
+
+    def __call__(self, x, hx=None):
+        return self.forward(x, hx)
+
+    def _input(self, x):
+        """x as (T, B, I) contiguous in the LSTM's dtype, and whether it came
+        batched; one copy at most (batch_first transposes in that copy)."""
+        x = np.asarray(x)
+        if x.dtype.kind != "f":
+            raise TypeError(f"x must be a floating-point array, got dtype {x.dtype}")
+        if x.ndim not in (2, 3):
+            layout = "(B, T, {0})" if self.batch_first else "(T, B, {0})"
+            raise ValueError(f"x must be 3-D {layout.format(self.input_size)} or 2-D "
+                             f"(T, {self.input_size}) for one sequence, got shape {x.shape}")
+        if x.shape[-1] != self.input_size:
+            raise ValueError(f"x has {x.shape[-1]} features, this LSTM was built for "
+                             f"input_size={self.input_size}")
+        return self._seq_major(x, x.ndim == 3), x.ndim == 3
+
+    def _seq_major(self, a, batched):
+        """A user-layout sequence array as contiguous (T, B, F) of our dtype."""
+        if not batched:
+            a = a[:, None, :]
+        elif self.batch_first:
+            a = a.transpose(1, 0, 2)
+        return np.ascontiguousarray(a, dtype=self.dtype)
+
+    def _states(self, hx, B, batched, name0="h0", name1="c0"):
+        if hx is None:
+            return None, None
+        if not isinstance(hx, (tuple, list)) or len(hx) != 2:
+            raise TypeError(f"the state must be a tuple ({name0}, {name1}), got {type(hx).__name__}")
+        L = self.num_layers * self.num_directions
+        shape = (L, B, self.hidden_size) if batched else (L, self.hidden_size)
+        out = []
+        for name, a in ((name0, hx[0]), (name1, hx[1])):
+            if a is None:
+                out.append(None)
+                continue
+            a = as_real(a, name, self.dtype)
+            if a.shape != shape:
+                raise ValueError(f"{name} must have shape {shape}, got {a.shape}")
+            out.append(a if batched else a.reshape(L, 1, self.hidden_size))
+        return out[0], out[1]
+
+    def forward(self, x, hx=None, train=False):
+        """y, (h_n, c_n) = forward(x, (h0, c0)).
+
+        x: float array (T, B, input_size) (batch_first: (B, T, input_size));
+        hx: optional (h0, c0), each (num_layers * num_directions, B, H).
+        train=True keeps what backward() needs and applies dropout between
+        layers.  Returns y (T, B, num_directions * H) (batch_first: (B, T, ...))
+        and h_n, c_n shaped as h0, in the LSTM's dtype.
+        """
+        x, batched = self._input(x)
+        T, B, _ = x.shape
+        H, D, L = self.hidden_size, self.num_directions, self.num_layers
+        check_blas_dims(T, B, max(self.input_size, H * D), H)
+        h0, c0 = self._states(hx, B, batched)
+        hn = np.empty((L * D, B, H), self.dtype)
+        cn = np.empty((L * D, B, H), self.dtype)
+        layers = []
+        inp = x
+        for layer in range(L):
+            y = np.empty((T, B, D * H), self.dtype)
+            saved = {"x": inp, "y": y, "gates": [], "cs": [], "mask": None}
+            for d in range(D):
+                k = layer * D + d
+                sfx = f"_l{layer}" + ("_reverse" if d else "")
+                p = self._params
+                bias = p["bias_ih" + sfx] + p["bias_hh" + sfx] if self.bias else None
+                gates = np.empty((T, B, 4 * H), self.dtype) if train else None
+                cs = np.empty((T, B, H), self.dtype) if train else None
+                h0k = None if h0 is None else h0[k]
+                c0k = None if c0 is None else c0[k]
+                if T == 0 or B == 0:
+                    hn[k] = 0 if h0k is None else h0k
+                    cn[k] = 0 if c0k is None else c0k
+                else:
+                    _core.forward(inp, p["weight_ih" + sfx], p["weight_hh" + sfx], bias, h0k,
+                                  c0k, y, d * H, hn[k], cn[k], d == 1, gates, cs)
+                saved["gates"].append(gates)
+                saved["cs"].append(cs)
+            inp = y
+            if train and self.dropout > 0 and layer < L - 1:
+                keep = 1.0 - self.dropout
+                mask = (self._rng.random(y.shape) < keep).astype(self.dtype) / self.dtype.type(keep)
+                saved["mask"] = mask
+                inp = y * mask
+            layers.append(saved)
+        self._cache = None
+        if train:
+            self._cache = {"layers": layers, "h0": h0, "c0": c0, "batched": batched,
+                           "shape": (T, B)}
+        # no dropout after the last layer, as in PyTorch
+        return self._output(layers[-1]["y"], batched), self._state_out(hn, cn, batched)
+
+    def _output(self, y, batched):
+        if not batched:
+            return y[:, 0, :]
+        return y.transpose(1, 0, 2) if self.batch_first else y
+
+    @staticmethod
+    def _state_out(h, c, batched):
+        return (h, c) if batched else (h[:, 0, :], c[:, 0, :])
+
+    def backward(self, dy, dstate=None):
+        """Backpropagation through time for the last forward(..., train=True).
+
+        dy: gradient of the loss w.r.t. y, shaped as y; dstate: optional
+        (dh_n, dc_n) shaped as h_n (None entries mean zeros).
+        Returns dx shaped as x and (dh0, dc0) shaped as h0; fills self.grads
+        with the gradient of every parameter, by parameter name.
+        One backward per forward(train=True).
+        """
+        cache = self._cache
+        if cache is None:
+            raise RuntimeError("backward() needs a forward(x, train=True) first "
+                               "(each training forward supports one backward)")
+        T, B = cache["shape"]
+        batched = cache["batched"]
+        H, D, L = self.hidden_size, self.num_directions, self.num_layers
+        dy = np.asarray(dy)
+        if dy.dtype.kind != "f":
+            raise TypeError(f"dy must be a floating-point array, got dtype {dy.dtype}")
+        yshape = self._output(np.empty((T, B, D * H), self.dtype), batched).shape
+        if dy.shape != yshape:
+            raise ValueError(f"dy must have the shape of y, {yshape}, got {dy.shape}")
+        dy = self._seq_major(dy, batched)
+        dhn, dcn = self._states(dstate, B, batched, "dh_n", "dc_n")
+        self._cache = None
+        h0, c0 = cache["h0"], cache["c0"]
+        dh0 = np.zeros((L * D, B, H), self.dtype)
+        dc0 = np.zeros((L * D, B, H), self.dtype)
+        grads = {}
+        g = dy
+        for layer in reversed(range(L)):
+            saved = cache["layers"][layer]
+            inp = saved["x"]
+            dx = np.zeros(inp.shape, self.dtype)
+            for d in range(D):
+                k = layer * D + d
+                sfx = f"_l{layer}" + ("_reverse" if d else "")
+                p = self._params
+                dw_ih = np.zeros(self._shapes["weight_ih" + sfx], self.dtype)
+                dw_hh = np.zeros(self._shapes["weight_hh" + sfx], self.dtype)
+                db = np.zeros(4 * H, self.dtype) if self.bias else None
+                if T > 0 and B > 0:
+                    _core.backward(inp, p["weight_ih" + sfx], p["weight_hh" + sfx],
+                                   None if h0 is None else h0[k], None if c0 is None else c0[k],
+                                   saved["y"], d * H, d == 1, saved["gates"][d], saved["cs"][d],
+                                   g, d * H, None if dhn is None else dhn[k],
+                                   None if dcn is None else dcn[k], dx, float(d > 0),
+                                   dh0[k], dc0[k], dw_ih, dw_hh, db)
+                else:
+                    if dhn is not None:
+                        dh0[k] = dhn[k]
+                    if dcn is not None:
+                        dc0[k] = dcn[k]
+                grads["weight_ih" + sfx] = dw_ih
+                grads["weight_hh" + sfx] = dw_hh
+                if self.bias:
+                    grads["bias_ih" + sfx] = db
+                    grads["bias_hh" + sfx] = db.copy()
+            if layer > 0 and cache["layers"][layer - 1]["mask"] is not None:
+                dx *= cache["layers"][layer - 1]["mask"]
+            g = dx
+        self.grads = OrderedDict((k, grads[k]) for k in self._shapes)
+        return self._output(g, batched), self._state_out(dh0, dc0, batched)

@@ -1,0 +1,88 @@
+/* clstm C core: one LSTM layer, one direction, over a whole sequence.
+ *
+ * Plain C99, no Python.  BLAS comes in as function pointers with the Fortran
+ * signature (scipy.linalg.cython_blas, OpenBLAS, MKL, or a naive loop), so the
+ * core links against nothing but libm (and OpenMP where compiled with it).
+ *
+ * Conventions (PyTorch's): gates in the order i, f, g, o; w_ih is (4H, I),
+ * w_hh is (4H, H), all arrays row-major and contiguous unless a leading
+ * dimension says otherwise; sequences are time-major (T, B, F).
+ *
+ * Every function comes in a _f32 and a _f64 flavour compiled from one source
+ * (lstm_template.h).  The caller owns all memory: workspaces are sized by the
+ * *_workspace functions and nothing is allocated inside.
+ */
+#ifndef CLSTM_H
+#define CLSTM_H
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef void (*clstm_sgemm_fn)(char *transa, char *transb, int *m, int *n, int *k,
+                               float *alpha, float *a, int *lda, float *b, int *ldb,
+                               float *beta, float *c, int *ldc);
+typedef void (*clstm_dgemm_fn)(char *transa, char *transb, int *m, int *n, int *k,
+                               double *alpha, double *a, int *lda, double *b, int *ldb,
+                               double *beta, double *c, int *ldc);
+
+typedef struct {
+    clstm_sgemm_fn sgemm;
+    clstm_dgemm_fn dgemm;
+} clstm_blas;
+
+/* Threads for the elementwise passes (OpenMP); the BLAS's own threads are
+ * set by the caller.  n < 1 means 1. */
+void clstm_set_num_threads(int n);
+int clstm_get_num_threads(void);
+int clstm_has_openmp(void);
+/* Name of the SIMD clone the elementwise kernels dispatch to on this CPU. */
+const char *clstm_simd_level(void);
+
+/* Workspace, in elements of the dtype, that clstm_lstm_forward needs:
+ * train != 0 keeps all gates in the caller's `gates` array and needs less. */
+size_t clstm_forward_workspace(int T, int B, int H, int train);
+/* Steps whose input projections the inference path computes in one GEMM. */
+int clstm_forward_chunk(int T, int B, int H);
+size_t clstm_backward_workspace(int B, int H);
+
+#define CLSTM_DECLARE(REAL, SFX)                                                   \
+/* Forward over T steps.                                                        \
+ * x is (T, B, In); w_ih (4H, In); w_hh (4H, H); bias (4H) = b_ih + b_hh or NULL; \
+ * h0, c0 (B, H) or NULL for zeros; y is (T, B, ldy), this direction's H        \
+ * columns start at y (the caller offsets it); hn, cn (B, H) outputs.           \
+ * Training (gates != NULL): gates (T, B, 4H) receives the activated gates and  \
+ * cs (T, B, H) the cell states, both needed by backward.                        \
+ * reverse != 0 runs t = T-1 .. 0 (the reverse direction of a bidirectional     \
+ * layer) with no copies.  ws has clstm_forward_workspace elements.             \
+ * Returns 0. */                                                                \
+int clstm_lstm_forward_##SFX(const clstm_blas *blas, int T, int B, int In, int H,   \
+    int reverse, const REAL *x, const REAL *w_ih, const REAL *w_hh,             \
+    const REAL *bias, const REAL *h0, const REAL *c0, REAL *y, int ldy,         \
+    REAL *hn, REAL *cn, REAL *gates, REAL *cs, REAL *ws);                       \
+/* Backward (BPTT) through the forward above, which ran with gates != NULL.     \
+ * dy (T, B, lddy): gradient of the loss w.r.t. this direction's outputs;       \
+ * dhn, dcn (B, H) or NULL: gradients w.r.t. the final state.                   \
+ * Overwrites gates with the pre-activation gate gradients (T, B, 4H).          \
+ * dx (T, B, In) = dx_beta * dx + gradient (dx_beta 0 or 1: a bidirectional     \
+ * layer's two directions add into one dx); dh0, dc0 (B, H) outputs.            \
+ * dw_ih (4H, In), dw_hh (4H, H), db (4H) are overwritten (db may be NULL).      \
+ * ws has clstm_backward_workspace elements.  Returns 0. */                     \
+int clstm_lstm_backward_##SFX(const clstm_blas *blas, int T, int B, int In, int H,  \
+    int reverse, const REAL *x, const REAL *w_ih, const REAL *w_hh,             \
+    const REAL *h0, const REAL *c0, const REAL *y, int ldy,                     \
+    REAL *gates, const REAL *cs, const REAL *dy, int lddy,                      \
+    const REAL *dhn, const REAL *dcn, REAL *dx, REAL dx_beta,                   \
+    REAL *dh0, REAL *dc0, REAL *dw_ih, REAL *dw_hh, REAL *db, REAL *ws);
+
+CLSTM_DECLARE(float, f32)
+CLSTM_DECLARE(double, f64)
+#undef CLSTM_DECLARE
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,24 @@
+/* Shared by the core's translation units; not part of the public API. */
+#ifndef CLSTM_INTERNAL_H
+#define CLSTM_INTERNAL_H
+
+#include "clstm.h"
+
+/* Run-time choice of SIMD level for the hot elementwise kernels: GCC emits
+ * one copy per target and an ifunc picks one at load time, so a portable
+ * build still runs AVX-512 or AVX2 code where the CPU has it.  -DCLSTM_NATIVE
+ * (a -march=native build) needs no clones. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && \
+    !defined(CLSTM_NATIVE) && !defined(CLSTM_NO_CLONES)
+#define CLSTM_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#define CLSTM_HAVE_CLONES 1
+#else
+#define CLSTM_CLONES
+#define CLSTM_HAVE_CLONES 0
+#endif
+
+/* Threads to use for an elementwise pass over `work` elements: 1 below the
+ * size where waking a thread costs more than it saves. */
+int clstm_threads_for(long work);
+
+#endif

@@ -1,0 +1,76 @@
+/* Thread count, workspace sizes and build facts shared by both dtypes. */
+#include "internal.h"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+static int clstm_nthreads = 1;
+
+/* Per-step elementwise passes below this many elements run on one thread:
+ * an OpenMP fork/join costs a few microseconds, about what one thread needs
+ * for ~8k gate updates. */
+#define CLSTM_OMP_MIN_WORK 16384L
+
+void clstm_set_num_threads(int n) { clstm_nthreads = n < 1 ? 1 : n; }
+int clstm_get_num_threads(void) { return clstm_nthreads; }
+
+int clstm_has_openmp(void)
+{
+#ifdef _OPENMP
+    return 1;
+#else
+    return 0;
+#endif
+}
+
+int clstm_threads_for(long work)
+{
+#ifdef _OPENMP
+    if (clstm_nthreads > 1 && work >= CLSTM_OMP_MIN_WORK) return clstm_nthreads;
+#else
+    (void)work;
+#endif
+    return 1;
+}
+
+const char *clstm_simd_level(void)
+{
+#if CLSTM_HAVE_CLONES
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl"))
+        return "avx512 (x86-64-v4 clone)";
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        return "avx2 (x86-64-v3 clone)";
+    return "baseline (default clone)";
+#elif defined(CLSTM_NATIVE)
+    return "native (compiled for this CPU)";
+#else
+    return "compiler default (no run-time dispatch)";
+#endif
+}
+
+/* Inference computes input projections for this many steps at a time, so its
+ * memory does not grow with T: enough rows (about 256) for an efficient GEMM,
+ * at most ~4 MiB of float32 gates per chunk. */
+int clstm_forward_chunk(int T, int B, int H)
+{
+    long per_step = (long)B * 4 * H;
+    long steps = (256 + B - 1) / B;
+    long cap = (1L << 20) / (per_step > 0 ? per_step : 1);
+    if (steps > cap) steps = cap;
+    if (steps < 1) steps = 1;
+    if (steps > T) steps = T;
+    return (int)(steps < 1 ? 1 : steps);
+}
+
+size_t clstm_forward_workspace(int T, int B, int H, int train)
+{
+    size_t BH = (size_t)B * H;
+    size_t n = 4 * (size_t)H + BH;  /* zero bias, zero c0 */
+    if (!train) n += 2 * BH + (size_t)clstm_forward_chunk(T, B, H) * B * 4 * H;
+    return n;
+}
+
+size_t clstm_backward_workspace(int B, int H) { return 3 * (size_t)B * H; }
