@@ -13,7 +13,7 @@ from Cython.Build import cythonize
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
-C_SOURCES = ["src_c/runtime.c", "src_c/lstm_f32.c", "src_c/lstm_f64.c"]
+C_SOURCES = ["src_c/runtime.c", "src_c/activations.c", "src_c/lstm_f32.c", "src_c/lstm_f64.c"]
 
 
 def _compiles(compiler, cflags, ldflags=(), code="int main(void){return 0;}\n"):

@@ -25,6 +25,10 @@ cdef extern from "clstm.h" nogil:
     int clstm_get_num_threads()
     int clstm_has_openmp()
     const char *clstm_simd_level()
+    void clstm_sigmoid_array_f32(size_t n, const float *x, float *y)
+    void clstm_tanh_array_f32(size_t n, const float *x, float *y)
+    void clstm_sigmoid_array_f64(size_t n, const double *x, double *y)
+    void clstm_tanh_array_f64(size_t n, const double *x, double *y)
     size_t clstm_forward_workspace(int T, int B, int H, int train)
     size_t clstm_backward_workspace(int B, int H)
     int clstm_lstm_forward_f32(const clstm_blas *blas, int T, int B, int I, int H,
@@ -166,3 +170,21 @@ def has_openmp():
 
 def simd_level():
     return clstm_simd_level().decode()
+
+
+def activation(cnp.ndarray x, cnp.ndarray y, bint tanh):
+    """y = tanh(x) or sigmoid(x) with the core's vectorized kernels; x and y
+    contiguous, same shape and float dtype, not overlapping."""
+    cdef size_t n = <size_t>cnp.PyArray_SIZE(x)
+    cdef char *px = _ptr(x)
+    cdef char *py = _ptr(y)
+    cdef bint f32 = cnp.PyArray_TYPE(x) == cnp.NPY_FLOAT32
+    with nogil:
+        if f32 and tanh:
+            clstm_tanh_array_f32(n, <float *>px, <float *>py)
+        elif f32:
+            clstm_sigmoid_array_f32(n, <float *>px, <float *>py)
+        elif tanh:
+            clstm_tanh_array_f64(n, <double *>px, <double *>py)
+        else:
+            clstm_sigmoid_array_f64(n, <double *>px, <double *>py)

@@ -48,6 +48,13 @@ size_t clstm_forward_workspace(int T, int B, int H, int train);
 int clstm_forward_chunk(int T, int B, int H);
 size_t clstm_backward_workspace(int B, int H);
 
+/* y = sigmoid(x), y = tanh(x) elementwise over n values (x, y may not
+ * overlap), with the vectorized approximations the gate kernels use. */
+void clstm_sigmoid_array_f32(size_t n, const float *x, float *y);
+void clstm_tanh_array_f32(size_t n, const float *x, float *y);
+void clstm_sigmoid_array_f64(size_t n, const double *x, double *y);
+void clstm_tanh_array_f64(size_t n, const double *x, double *y);
+
 #define CLSTM_DECLARE(REAL, SFX)                                                   \
 /* Forward over T steps.                                                        \
  * x is (T, B, In); w_ih (4H, In); w_hh (4H, H); bias (4H) = b_ih + b_hh or NULL; \

@@ -1,0 +1,36 @@
+"""Threads, configuration and the command line."""
+import io
+import subprocess
+import sys
+
+import clstm
+
+
+def test_threads_round_trip():
+    before = clstm.get_num_threads()
+    try:
+        clstm.set_num_threads(1)
+        assert clstm.get_num_threads() == 1
+        clstm.set_num_threads(3)
+        assert clstm.get_num_threads() == 3
+        from clstm import _threads
+        if _threads.blas_num_threads() is not None:
+            assert _threads.blas_num_threads() == 3
+    finally:
+        clstm.set_num_threads(before)
+
+
+def test_show_config_names_the_parts():
+    buf = io.StringIO()
+    clstm.show_config(file=buf)
+    text = buf.getvalue()
+    for key in ("simd", "openmp", "threads", "blas", "dtypes"):
+        assert key in text
+    assert "float32, float64" in text
+
+
+def test_cli_info_and_help():
+    out = subprocess.run([sys.executable, "-m", "clstm", "info"], capture_output=True, text=True)
+    assert out.returncode == 0 and "blas" in out.stdout
+    out = subprocess.run([sys.executable, "-m", "clstm", "--help"], capture_output=True, text=True)
+    assert out.returncode == 0 and "info" in out.stdout
