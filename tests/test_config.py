@@ -29,8 +29,10 @@ def test_show_config_names_the_parts():
     assert "float32, float64" in text
 
 
-def test_cli_info_and_help():
-    out = subprocess.run([sys.executable, "-m", "clstm", "info"], capture_output=True, text=True)
-    assert out.returncode == 0 and "blas" in out.stdout
-    out = subprocess.run([sys.executable, "-m", "clstm", "--help"], capture_output=True, text=True)
+def test_cli_info_and_help(tmp_path):
+    # run away from the source tree, which has no compiled extension in a fresh clone
+    run = dict(capture_output=True, text=True, cwd=tmp_path)
+    out = subprocess.run([sys.executable, "-m", "clstm", "info"], **run)
+    assert out.returncode == 0 and "blas" in out.stdout, out.stderr
+    out = subprocess.run([sys.executable, "-m", "clstm", "--help"], **run)
     assert out.returncode == 0 and "info" in out.stdout
