@@ -12,18 +12,21 @@ What is measured
   script aborts if they do not.
 
 How
-  The machine is shared and noisy, so the libraries are timed interleaved:
-  each round runs every library once (the starting library rotates from
-  round to round), round after round, and the median per library is
-  reported, with ratios against clstm (ratio > 1: clstm is faster).  Warm-up
-  rounds come first and set the number of rounds, so that the slowest library
-  gets about --budget seconds of measured time per case and mode.  Each
-  thread count is a separate pass: clstm.set_num_threads(n),
-  torch.set_num_threads(n) and an onnxruntime session with
-  intra_op_num_threads=n (spinning disabled, else its idle threads slow
-  whatever runs next).  The rate of a large BLAS GEMM is timed within the
-  largest forward case's rounds, as the yardstick for clstm's GFLOP/s there.
-  Finally the performance targets are printed with PASS or MISS.
+  The machine is shared and noisy, so the libraries are timed interleaved,
+  in one process: each round runs every library once (the first library
+  rotating from round to round), round after round, and the median time per
+  call of each library is reported, with ratios against clstm (ratio > 1:
+  clstm is faster).  A library's turn in a round is a block: a 0.15 s pause,
+  so that the previous library's idle worker threads stop spinning (on 2
+  cores they would otherwise slow the next library down, by up to 3-4x), a
+  few untimed calls, then timed calls.  Warm-up calls set the rounds (5 to 7)
+  and the calls per block, so that every library gets about --budget seconds
+  of timed calls per case and mode.  Each thread count is a separate pass:
+  clstm.set_num_threads(n), torch.set_num_threads(n), and an onnxruntime
+  session with intra_op_num_threads=n and spinning disabled.  The rate of a
+  large BLAS GEMM is timed in the largest forward case's rounds, as the
+  yardstick for clstm's GFLOP/s there.  Last, the performance targets are
+  printed with PASS or MISS.
 
 Usage
   python bench/compare.py [--threads 1 2] [--repeats N] [--dtype float32|float64]
@@ -104,11 +107,12 @@ SCALING_CASES = (MEDIUM, LARGE)
 class Settings:
     threads: list
     dtype: type
-    budget_s: float     # measured seconds for the slowest library per case and mode
+    budget_s: float     # timed seconds per library, case and mode
     warmup_s: float
     min_rounds: int
     max_rounds: int
     fixed_rounds: int   # --repeats; 0 means choose from the warm-up
+    cases: tuple
 
 
 # ---------------------------------------------------------------- models ---
@@ -275,47 +279,79 @@ def check_backward(case, dtype, x, dy, models):
 
 
 # ----------------------------------------------------------------- timing ---
+# Idle BLAS and OpenMP worker threads keep spinning for a while after a call
+# (OpenBLAS's for 2^28 TSC cycles, about 0.1 s), and on a 2-core machine they
+# take a core from whatever runs next: alternating single calls timed each
+# library with the previous one's threads in its way, up to 3-4x slower.  So
+# a round gives each library a block: a pause (SPIN_OUT_S) for the previous
+# library's threads to go idle, a short untimed lead-in, then its timed calls.
 
-def one_round(fns, samples, start):
-    """Run every callable once, starting with the start-th (rotating)."""
-    names = list(fns)
-    for name in names[start:] + names[:start]:
-        t0 = time.perf_counter()
-        fns[name]()
-        samples[name].append(time.perf_counter() - t0)
+SPIN_OUT_S = 0.15       # > OpenBLAS's default idle spin (2^28 cycles)
+LEAD_IN_S = 0.02        # untimed calls back into a library's steady state
+
+
+@dataclass
+class Plan:
+    rounds: int
+    calls: dict         # timed calls per block, by callable
+    lead_in: dict       # untimed calls per block, by callable
+
+
+def timed_call(fn, samples):
+    t0 = time.perf_counter()
+    fn()
+    samples.append(time.perf_counter() - t0)
+
+
+def run_block(fn, lead_in, calls, samples):
+    """Pause, run fn lead_in times untimed, then calls times timed."""
+    time.sleep(SPIN_OUT_S)
+    for _ in range(lead_in):
+        fn()
+    for _ in range(calls):
+        timed_call(fn, samples)
 
 
 def warm_up(fns, settings):
-    """Rounds until warmup_s has passed (at least two); returns the seconds per
-    call of each callable, from the warm-up rounds but the first."""
-    samples = {name: [] for name in fns}
-    t_end = time.perf_counter() + settings.warmup_s
-    r = 0
-    while r < 2 or time.perf_counter() < t_end:
-        one_round(fns, samples, r % len(fns))
-        r += 1
-    return {name: statistics.median(s[1:]) for name, s in samples.items()}
+    """Seconds per call of each callable: each run alone after a pause for
+    warmup_s (at least two calls), the median of its calls but the first."""
+    per_call = {}
+    for name, fn in fns.items():
+        time.sleep(SPIN_OUT_S)
+        samples = []
+        t_end = time.perf_counter() + settings.warmup_s
+        while len(samples) < 2 or time.perf_counter() < t_end:
+            timed_call(fn, samples)
+        per_call[name] = statistics.median(samples[1:])
+    return per_call
 
 
-def plan_rounds(per_call, settings):
-    if settings.fixed_rounds:
-        return settings.fixed_rounds
-    rounds = math.ceil(settings.budget_s / max(per_call.values()))
-    return max(settings.min_rounds, min(settings.max_rounds, rounds))
+def plan_blocks(per_call, settings):
+    """Rounds so the slowest callable gets about budget_s of timed calls (within
+    the rounds bounds), and calls per block so every callable does."""
+    rounds = settings.fixed_rounds or max(
+        settings.min_rounds, min(settings.max_rounds, math.ceil(settings.budget_s / max(per_call.values()))))
+    calls = {name: max(1, round(settings.budget_s / rounds / t)) for name, t in per_call.items()}
+    lead_in = {name: int(LEAD_IN_S / t) for name, t in per_call.items()}
+    return Plan(rounds, calls, lead_in)
 
 
 def time_interleaved(fns, settings):
-    """Median seconds per callable over interleaved rounds, and the rounds."""
-    rounds = plan_rounds(warm_up(fns, settings), settings)
-    samples = {name: [] for name in fns}
+    """Median seconds per call of each callable over rounds of blocks (the
+    first callable rotating from round to round), and the rounds."""
+    plan = plan_blocks(warm_up(fns, settings), settings)
+    names = list(fns)
+    samples = {name: [] for name in names}
     gc.collect()
     gc.disable()
     try:
-        for r in range(rounds):
-            one_round(fns, samples, r % len(fns))
+        for r in range(plan.rounds):
+            k = r % len(names)
+            for name in names[k:] + names[:k]:
+                run_block(fns[name], plan.lead_in[name], plan.calls[name], samples[name])
     finally:
         gc.enable()
-    return {name: statistics.median(s) for name, s in samples.items()}, rounds
+    return {name: statistics.median(s) for name, s in samples.items()}, plan.rounds
 
 
 # ------------------------------------------------------------------ cases ---
@@ -334,7 +370,8 @@ def ort_unavailable(dtype, case):
         session = build_ort(build_onnx(case, reference_state(case, dtype), dtype), 1)
         session.run(None, {"X": np.zeros((case.T, case.B, case.I), dtype=dtype)})
     except Exception as exc:  # e.g. "LSTM operator does not support double yet"
-        return f"onnxruntime cannot run {np.dtype(dtype).name}: {str(exc).splitlines()[0][-80:]}"
+        reason = str(exc).splitlines()[0].split("Status Message:")[-1].strip()
+        return f"onnxruntime cannot run {np.dtype(dtype).name} ({reason})"
     return None
 
 
@@ -385,7 +422,7 @@ def run_all(settings, use_ort, log):
     for n in settings.threads:
         set_threads(n)
         results[n] = {}
-        for case in CASES:
+        for case in settings.cases:
             t0 = time.perf_counter()
             for mode, res in run_case(case, settings, n, use_ort).items():
                 results[n][(case, mode)] = res
@@ -432,16 +469,21 @@ def gemm_line(res, dtype):
             f"{name} {GEMM_SIZE}^3 ({gemm_rate:.1f} GFLOP/s, median, same rounds)")
 
 
+TEXT_COLUMNS = ("shape (T,B,I,H)", "mode", "target", "measured", "status")
+
+
 def text_table(header, rows):
+    """Aligned plain-text table: text columns left, numbers right."""
     widths = [max(len(r[i]) for r in [header] + rows) for i in range(len(header))]
-    line = lambda r: "  ".join(c.rjust(w) if i > 1 else c.ljust(w)
-                               for i, (c, w) in enumerate(zip(r, widths)))
+    left = [name in TEXT_COLUMNS for name in header]
+    line = lambda r: "  ".join(c.ljust(w) if lft else c.rjust(w)
+                               for c, w, lft in zip(r, widths, left)).rstrip()
     return "\n".join([line(header), line(["-" * w for w in widths])] + [line(r) for r in rows])
 
 
 def markdown_table(header, rows):
     out = ["| " + " | ".join(header) + " |",
-           "|" + "|".join("---" if i < 2 else "---:" for i in range(len(header))) + "|"]
+           "|" + "|".join("---" if name in TEXT_COLUMNS else "---:" for name in header) + "|"]
     return "\n".join(out + ["| " + " | ".join(r) + " |" for r in rows])
 
 
@@ -484,6 +526,8 @@ def scaling_targets(results):
     out = []
     for case in SCALING_CASES:
         for mode in MODES:
+            if (case, mode) not in results[1]:
+                continue
             one, two = (results[n][(case, mode)][0]["clstm"] for n in (1, TARGET_THREADS))
             out.append(Outcome(f"clstm {mode} {case.label} {TARGET_THREADS} threads vs 1",
                                f"t1/t{TARGET_THREADS} = {one / two:.2f}", "> 1.00",
@@ -579,11 +623,12 @@ def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="thread counts (default: 1 2)")
     p.add_argument("--repeats", type=int, default=0,
-                   help="timed rounds per case and mode (default: chosen from the warm-up)")
+                   help="rounds (one block per library each) per case and mode (default: 5 to 7)")
     p.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     p.add_argument("--budget", type=float, default=None,
-                   help="measured seconds for the slowest library per case and mode (default 2, quick 0.15)")
-    p.add_argument("--quick", action="store_true", help="few rounds: a smoke test")
+                   help="timed seconds per library, case and mode (default 1.5, quick 0.15)")
+    p.add_argument("--quick", action="store_true",
+                   help=f"a smoke test: few rounds, and {LARGE.label} skipped")
     p.add_argument("--markdown", metavar="FILE", help="also write the tables and targets as Markdown")
     return p.parse_args(argv)
 
@@ -591,9 +636,10 @@ def parse_args(argv):
 def make_settings(args):
     quick = args.quick
     return Settings(threads=args.threads, dtype=np.dtype(args.dtype).type,
-                    budget_s=args.budget if args.budget is not None else (0.15 if quick else 2.0),
-                    warmup_s=0.05 if quick else 0.4, min_rounds=3 if quick else 5,
-                    max_rounds=200 if quick else 5000, fixed_rounds=max(0, args.repeats))
+                    budget_s=args.budget if args.budget is not None else (0.15 if quick else 1.5),
+                    warmup_s=0.05 if quick else 0.3, min_rounds=3 if quick else 5,
+                    max_rounds=3 if quick else 7, fixed_rounds=max(0, args.repeats),
+                    cases=tuple(c for c in CASES if not (quick and c == LARGE)))
 
 
 def main(argv=None):
@@ -608,6 +654,8 @@ def main(argv=None):
         notes.append(f"onnxruntime skipped: {why_not_ort}")
     if torch is None:
         notes.append("torch skipped: not importable")
+    if LARGE not in settings.cases:
+        notes.append(f"{LARGE.label} skipped (--quick)")
     for note in notes:
         print(note)
     t0 = time.perf_counter()

@@ -29,28 +29,30 @@ cdef extern from "clstm.h" nogil:
     void clstm_tanh_array_f32(size_t n, const float *x, float *y)
     void clstm_sigmoid_array_f64(size_t n, const double *x, double *y)
     void clstm_tanh_array_f64(size_t n, const double *x, double *y)
-    size_t clstm_forward_workspace(int T, int B, int H, int train)
-    size_t clstm_backward_workspace(int B, int H)
+    size_t clstm_forward_workspace(int T, int B, int H, int train, int masked)
+    size_t clstm_backward_workspace(int B, int H, int masked)
     int clstm_lstm_forward_f32(const clstm_blas *blas, int T, int B, int I, int H,
-        int reverse, const float *x, const float *w_ih, const float *w_hh,
-        const float *bias, const float *h0, const float *c0, float *y, int ldy,
-        float *hn, float *cn, float *gates, float *cs, float *ws)
+        int reverse, const float *x, const float *w_ih_t, const float *w_hh_t,
+        const float *bias, const float *h0, const float *c0, const unsigned char *mask,
+        float *y, int ldy, float *hn, float *cn, float *gates, float *cs, float *hs, float *ws)
     int clstm_lstm_forward_f64(const clstm_blas *blas, int T, int B, int I, int H,
-        int reverse, const double *x, const double *w_ih, const double *w_hh,
-        const double *bias, const double *h0, const double *c0, double *y, int ldy,
-        double *hn, double *cn, double *gates, double *cs, double *ws)
+        int reverse, const double *x, const double *w_ih_t, const double *w_hh_t,
+        const double *bias, const double *h0, const double *c0, const unsigned char *mask,
+        double *y, int ldy, double *hn, double *cn, double *gates, double *cs, double *hs, double *ws)
     int clstm_lstm_backward_f32(const clstm_blas *blas, int T, int B, int I, int H,
-        int reverse, const float *x, const float *w_ih, const float *w_hh,
-        const float *h0, const float *c0, const float *y, int ldy,
-        float *gates, const float *cs, const float *dy, int lddy,
-        const float *dhn, const float *dcn, float *dx, float dx_beta,
-        float *dh0, float *dc0, float *dw_ih, float *dw_hh, float *db, float *ws)
+        int reverse, const float *x, const float *w_ih_t, const float *w_hh_t,
+        const float *h0, const float *c0, const unsigned char *mask,
+        const float *y, int ldy, float *gates, const float *cs, const float *hs,
+        const float *dy, int lddy, const float *dhn, const float *dcn,
+        float *dx, float dx_beta, float *dh0, float *dc0,
+        float *dw_ih_t, float *dw_hh_t, float *db, float *ws)
     int clstm_lstm_backward_f64(const clstm_blas *blas, int T, int B, int I, int H,
-        int reverse, const double *x, const double *w_ih, const double *w_hh,
-        const double *h0, const double *c0, const double *y, int ldy,
-        double *gates, const double *cs, const double *dy, int lddy,
-        const double *dhn, const double *dcn, double *dx, double dx_beta,
-        double *dh0, double *dc0, double *dw_ih, double *dw_hh, double *db, double *ws)
+        int reverse, const double *x, const double *w_ih_t, const double *w_hh_t,
+        const double *h0, const double *c0, const unsigned char *mask,
+        const double *y, int ldy, double *gates, const double *cs, const double *hs,
+        const double *dy, int lddy, const double *dhn, const double *dcn,
+        double *dx, double dx_beta, double *dh0, double *dc0,
+        double *dw_ih_t, double *dw_hh_t, double *db, double *ws)
 
 cdef clstm_blas _blas
 _blas.sgemm = <clstm_sgemm_fn>sgemm
@@ -72,86 +74,94 @@ cdef void *_workspace(size_t n, size_t itemsize) except NULL:
     return p
 
 
-def forward(cnp.ndarray x, cnp.ndarray w_ih, cnp.ndarray w_hh, bias, h0, c0,
+def forward(cnp.ndarray x, cnp.ndarray w_ih_t, cnp.ndarray w_hh_t, bias, h0, c0, mask,
             cnp.ndarray y, int col, cnp.ndarray hn, cnp.ndarray cn, bint reverse,
-            gates, cs):
-    """One layer, one direction.  x (T, B, I); w_ih (4H, I); w_hh (4H, H);
-    bias (4H) or None; h0, c0 (B, H) or None; y (T, B, ldy) receives h_t in
-    columns [col, col + H); hn, cn (B, H) out; gates (T, B, 4H) and cs
-    (T, B, H) for training, or None for inference."""
+            gates, cs, hs):
+    """One layer, one direction.  x (T, B, I); w_ih_t (I, 4H); w_hh_t (H, 4H);
+    bias (4H) or None; h0, c0 (B, H) or None; mask (T, B) uint8 or None;
+    y (T, B, ldy) receives h_t in columns [col, col + H); hn, cn (B, H) out;
+    training: gates (T, B, 4H), cs (T, B, H) and, with a mask, hs (T, B, H);
+    inference: all three None."""
     cdef int T = <int>x.shape[0], B = <int>x.shape[1], I = <int>x.shape[2]
-    cdef int H = <int>w_hh.shape[1], ldy = <int>y.shape[2]
+    cdef int H = <int>w_hh_t.shape[0], ldy = <int>y.shape[2]
     cdef int train = gates is not None
-    cdef size_t nws = clstm_forward_workspace(T, B, H, train)
+    cdef size_t nws = clstm_forward_workspace(T, B, H, train, mask is not None)
     cdef bint f32 = cnp.PyArray_TYPE(x) == cnp.NPY_FLOAT32
     cdef void *ws = _workspace(nws, 4 if f32 else 8)
     cdef char *px = _ptr(x)
-    cdef char *pwi = _ptr(w_ih)
-    cdef char *pwh = _ptr(w_hh)
+    cdef char *pwi = _ptr(w_ih_t)
+    cdef char *pwh = _ptr(w_hh_t)
     cdef char *pb = _ptr(bias)
     cdef char *ph0 = _ptr(h0)
     cdef char *pc0 = _ptr(c0)
+    cdef const unsigned char *pm = <const unsigned char *>_ptr(mask)
     cdef char *py = _ptr(y, col)
     cdef char *phn = _ptr(hn)
     cdef char *pcn = _ptr(cn)
     cdef char *pg = _ptr(gates)
     cdef char *pcs = _ptr(cs)
+    cdef char *phs = _ptr(hs)
     with nogil:
         if f32:
             clstm_lstm_forward_f32(&_blas, T, B, I, H, reverse, <float *>px, <float *>pwi,
-                <float *>pwh, <float *>pb, <float *>ph0, <float *>pc0, <float *>py, ldy,
-                <float *>phn, <float *>pcn, <float *>pg, <float *>pcs, <float *>ws)
+                <float *>pwh, <float *>pb, <float *>ph0, <float *>pc0, pm, <float *>py, ldy,
+                <float *>phn, <float *>pcn, <float *>pg, <float *>pcs, <float *>phs,
+                <float *>ws)
         else:
             clstm_lstm_forward_f64(&_blas, T, B, I, H, reverse, <double *>px, <double *>pwi,
-                <double *>pwh, <double *>pb, <double *>ph0, <double *>pc0, <double *>py, ldy,
-                <double *>phn, <double *>pcn, <double *>pg, <double *>pcs, <double *>ws)
+                <double *>pwh, <double *>pb, <double *>ph0, <double *>pc0, pm, <double *>py,
+                ldy, <double *>phn, <double *>pcn, <double *>pg, <double *>pcs, <double *>phs,
+                <double *>ws)
         free(ws)
 
 
-def backward(cnp.ndarray x, cnp.ndarray w_ih, cnp.ndarray w_hh, h0, c0,
-             cnp.ndarray y, int col, bint reverse, cnp.ndarray gates, cnp.ndarray cs,
+def backward(cnp.ndarray x, cnp.ndarray w_ih_t, cnp.ndarray w_hh_t, h0, c0, mask,
+             cnp.ndarray y, int col, bint reverse, cnp.ndarray gates, cnp.ndarray cs, hs,
              cnp.ndarray dy, int dcol, dhn, dcn, cnp.ndarray dx, double dx_beta,
-             cnp.ndarray dh0, cnp.ndarray dc0, cnp.ndarray dw_ih, cnp.ndarray dw_hh, db):
-    """BPTT through one forward(train) call.  y, gates, cs as that call left
-    them (gates is overwritten with the gate gradients); dy (T, B, lddy) with
-    this direction's gradient in columns [dcol, dcol + H); dhn, dcn (B, H) or
-    None; dx (T, B, I) = dx_beta * dx + grad; dh0, dc0 (B, H), dw_ih (4H, I),
-    dw_hh (4H, H) out; db (4H) out or None."""
+             cnp.ndarray dh0, cnp.ndarray dc0, cnp.ndarray dw_ih_t, cnp.ndarray dw_hh_t, db):
+    """BPTT through one forward(train) call.  x, weights, h0, c0, mask, y, gates,
+    cs, hs as that call had them (gates is overwritten with the gate
+    gradients); dy (T, B, lddy) with this direction's gradient in columns
+    [dcol, dcol + H); dhn, dcn (B, H) or None; dx (T, B, I) = dx_beta * dx +
+    grad; dh0, dc0 (B, H), dw_ih_t (I, 4H), dw_hh_t (H, 4H) out; db (4H) out
+    or None."""
     cdef int T = <int>x.shape[0], B = <int>x.shape[1], I = <int>x.shape[2]
-    cdef int H = <int>w_hh.shape[1], ldy = <int>y.shape[2], lddy = <int>dy.shape[2]
-    cdef size_t nws = clstm_backward_workspace(B, H)
+    cdef int H = <int>w_hh_t.shape[0], ldy = <int>y.shape[2], lddy = <int>dy.shape[2]
+    cdef size_t nws = clstm_backward_workspace(B, H, mask is not None)
     cdef bint f32 = cnp.PyArray_TYPE(x) == cnp.NPY_FLOAT32
     cdef void *ws = _workspace(nws, 4 if f32 else 8)
     cdef char *px = _ptr(x)
-    cdef char *pwi = _ptr(w_ih)
-    cdef char *pwh = _ptr(w_hh)
+    cdef char *pwi = _ptr(w_ih_t)
+    cdef char *pwh = _ptr(w_hh_t)
     cdef char *ph0 = _ptr(h0)
     cdef char *pc0 = _ptr(c0)
+    cdef const unsigned char *pm = <const unsigned char *>_ptr(mask)
     cdef char *py = _ptr(y, col)
     cdef char *pg = _ptr(gates)
     cdef char *pcs = _ptr(cs)
+    cdef char *phs = _ptr(hs)
     cdef char *pdy = _ptr(dy, dcol)
     cdef char *pdhn = _ptr(dhn)
     cdef char *pdcn = _ptr(dcn)
     cdef char *pdx = _ptr(dx)
     cdef char *pdh0 = _ptr(dh0)
     cdef char *pdc0 = _ptr(dc0)
-    cdef char *pdwi = _ptr(dw_ih)
-    cdef char *pdwh = _ptr(dw_hh)
+    cdef char *pdwi = _ptr(dw_ih_t)
+    cdef char *pdwh = _ptr(dw_hh_t)
     cdef char *pdb = _ptr(db)
     with nogil:
         if f32:
             clstm_lstm_backward_f32(&_blas, T, B, I, H, reverse, <float *>px,
-                <float *>pwi, <float *>pwh, <float *>ph0, <float *>pc0, <float *>py, ldy,
-                <float *>pg, <float *>pcs, <float *>pdy, lddy, <float *>pdhn, <float *>pdcn,
-                <float *>pdx, <float>dx_beta, <float *>pdh0, <float *>pdc0,
+                <float *>pwi, <float *>pwh, <float *>ph0, <float *>pc0, pm, <float *>py, ldy,
+                <float *>pg, <float *>pcs, <float *>phs, <float *>pdy, lddy, <float *>pdhn,
+                <float *>pdcn, <float *>pdx, <float>dx_beta, <float *>pdh0, <float *>pdc0,
                 <float *>pdwi, <float *>pdwh, <float *>pdb, <float *>ws)
         else:
             clstm_lstm_backward_f64(&_blas, T, B, I, H, reverse, <double *>px,
-                <double *>pwi, <double *>pwh, <double *>ph0, <double *>pc0, <double *>py, ldy,
-                <double *>pg, <double *>pcs, <double *>pdy, lddy, <double *>pdhn,
-                <double *>pdcn, <double *>pdx, dx_beta, <double *>pdh0, <double *>pdc0,
-                <double *>pdwi, <double *>pdwh, <double *>pdb, <double *>ws)
+                <double *>pwi, <double *>pwh, <double *>ph0, <double *>pc0, pm, <double *>py,
+                ldy, <double *>pg, <double *>pcs, <double *>phs, <double *>pdy, lddy,
+                <double *>pdhn, <double *>pdcn, <double *>pdx, dx_beta, <double *>pdh0,
+                <double *>pdc0, <double *>pdwi, <double *>pdwh, <double *>pdb, <double *>ws)
         free(ws)
 
 

@@ -55,3 +55,14 @@ def check_shape(arr, name, shape):
     if arr.shape != tuple(shape):
         raise ValueError(f"{name} must have shape {tuple(shape)}, got {arr.shape}")
     return arr
+
+
+def as_mask(mask, shape, name="mask"):
+    """A step mask as a C-contiguous uint8 array of `shape`: nonzero (True)
+    marks a real step, 0 a step to skip."""
+    m = np.asarray(mask)
+    if m.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must be a boolean array, got dtype {m.dtype}")
+    if m.shape != tuple(shape):
+        raise ValueError(f"{name} must have shape {tuple(shape)}, got {m.shape}")
+    return np.ascontiguousarray(m != 0, dtype=np.uint8)

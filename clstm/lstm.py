@@ -5,7 +5,7 @@ from collections import OrderedDict
 import numpy as np
 
 from . import _core
-from ._validate import as_real, check_blas_dims, positive_int, resolve_dtype
+from ._validate import as_mask, as_real, check_blas_dims, positive_int, resolve_dtype
 
 
 class LSTM:
@@ -16,6 +16,9 @@ class LSTM:
     ``bias_ih_l{k}`` and ``bias_hh_l{k}`` (4H), with a ``_reverse`` suffix for
     the second direction; gates are stacked i, f, g, o.  I_0 = input_size,
     I_k = H * num_directions above.  All start uniform in +-1/sqrt(H).
+    The weights are transposed views of the C-contiguous (I_k, 4H) and
+    (H, 4H) buffers the core computes with: in-place updates take effect,
+    assignment copies into them (shape-checked).
 
     Shapes (sequence-major unless batch_first):
       x:      (T, B, input_size), or (B, T, input_size) if batch_first, or
@@ -40,7 +43,8 @@ class LSTM:
         self.dtype = resolve_dtype(dtype)
         check_blas_dims(1, 1, self.input_size, self.hidden_size)
         self._rng = np.random.default_rng(seed)
-        self._params = OrderedDict()
+        self._params = OrderedDict()   # name -> array in PyTorch's shape (a view)
+        self._core_arrays = {}         # name -> the C-contiguous array the core reads
         self._shapes = OrderedDict()
         H, D = self.hidden_size, self.num_directions
         for layer in range(self.num_layers):
@@ -54,7 +58,7 @@ class LSTM:
                     self._shapes["bias_hh" + sfx] = (4 * H,)
         self.reset_parameters()
         self.grads = {}
-        self._cache = None
+        self._cache = None   # what backward needs from the last forward(train=True)
 
     # ---- parameters ---------------------------------------------------------
 
@@ -66,7 +70,11 @@ class LSTM:
         """Uniform in +-1/sqrt(hidden_size), as torch.nn.LSTM."""
         k = 1.0 / np.sqrt(self.hidden_size)
         for name, shape in self._shapes.items():
-            self._params[name] = self._rng.uniform(-k, k, shape).astype(self.dtype)
+            if name not in self._params:
+                buf = np.empty(shape[::-1], self.dtype)   # weights: (in, 4H); biases: (4H,)
+                self._core_arrays[name] = buf
+                self._params[name] = buf.T
+            self._params[name][...] = self._rng.uniform(-k, k, shape)
 
     def __getattr__(self, name):
         params = self.__dict__.get("_params")
@@ -77,15 +85,17 @@ class LSTM:
     def __setattr__(self, name, value):
         shapes = self.__dict__.get("_shapes")
         if shapes is not None and name in shapes:
-            self._params[name] = self._checked_param(name, value)
+            self._params[name][...] = self._checked_param(name, value)
         else:
             object.__setattr__(self, name, value)
 
     def _checked_param(self, name, value):
-        arr = as_real(value, name, self.dtype)
+        arr = np.asarray(value)
+        if arr.dtype.kind != "f":
+            raise TypeError(f"{name} must be a floating-point array, got dtype {arr.dtype}")
         if arr.shape != self._shapes[name]:
             raise ValueError(f"{name} must have shape {self._shapes[name]}, got {arr.shape}")
-        return arr.copy() if arr is value else arr
+        return arr
 
     def named_parameters(self):
         """(name, array) pairs in PyTorch's order; the arrays are the live
@@ -96,8 +106,9 @@ class LSTM:
         return list(self._params.values())
 
     def state_dict(self):
-        """An OrderedDict of copies of the parameters, PyTorch names and shapes."""
-        return OrderedDict((k, v.copy()) for k, v in self._params.items())
+        """An OrderedDict of C-contiguous copies of the parameters, PyTorch
+        names and shapes."""
+        return OrderedDict((k, np.ascontiguousarray(v).copy()) for k, v in self._params.items())
 
     def load_state_dict(self, state_dict, strict=True):
         """Load parameters by PyTorch name (torch tensors may be passed as
@@ -112,9 +123,9 @@ class LSTM:
         if strict and (missing or unexpected):
             raise KeyError(f"state_dict does not match this LSTM: missing {missing}, "
                            f"unexpected {unexpected}")
-        new = {k: self._checked_param(k, np.asarray(state_dict[k])) for k in self._shapes
-               if k in keys}
-        self._params.update(new)
+        new = {k: self._checked_param(k, state_dict[k]) for k in self._shapes if k in keys}
+        for k, v in new.items():
+            self._params[k][...] = v
         return missing, unexpected
 
     def __repr__(self):
@@ -133,8 +144,9 @@ class LSTM:
 
     # ---- forward / backward -------------------------------------------------
 
-    def __call__(self, x, hx=None):
-        return self.forward(x, hx)
+    def __call__(self, x, hx=None, mask=None):
+        """Inference: forward(x, hx, mask=mask)."""
+        return self.forward(x, hx, mask=mask)
 
     def _input(self, x):
         """x as (T, B, I) contiguous in the LSTM's dtype, and whether it came
@@ -177,11 +189,26 @@ class LSTM:
             out.append(a if batched else a.reshape(L, 1, self.hidden_size))
         return out[0], out[1]
 
-    def forward(self, x, hx=None, train=False):
+    def _mask(self, mask, T, B, batched):
+        """A user step mask ((T, B), batch_first (B, T), unbatched (T,)) as
+        the core's (T, B) uint8, or None."""
+        if mask is None:
+            return None
+        m = np.asarray(mask)
+        if not batched:
+            return as_mask(m, (T,))[:, None]
+        if self.batch_first:
+            return np.ascontiguousarray(as_mask(m, (B, T)).T)
+        return as_mask(m, (T, B))
+
+    def forward(self, x, hx=None, train=False, mask=None):
         """y, (h_n, c_n) = forward(x, (h0, c0)).
 
         x: float array (T, B, input_size) (batch_first: (B, T, input_size));
         hx: optional (h0, c0), each (num_layers * num_directions, B, H).
+        mask: optional booleans (T, B) (batch_first: (B, T)); False skips that
+        step of that sequence: its state carries over and its output is 0, so
+        padded sequences end (and start, in reverse) at their own real steps.
         train=True keeps what backward() needs and applies dropout between
         layers.  Returns y (T, B, num_directions * H) (batch_first: (B, T, ...))
         and h_n, c_n shaped as h0, in the LSTM's dtype.
@@ -191,41 +218,45 @@ class LSTM:
         H, D, L = self.hidden_size, self.num_directions, self.num_layers
         check_blas_dims(T, B, max(self.input_size, H * D), H)
         h0, c0 = self._states(hx, B, batched)
+        mask = self._mask(mask, T, B, batched)
         hn = np.empty((L * D, B, H), self.dtype)
         cn = np.empty((L * D, B, H), self.dtype)
+        arrays = self._core_arrays
         layers = []
         inp = x
         for layer in range(L):
             y = np.empty((T, B, D * H), self.dtype)
-            saved = {"x": inp, "y": y, "gates": [], "cs": [], "mask": None}
+            saved = {"x": inp, "y": y, "gates": [], "cs": [], "hs": [], "dropout": None}
             for d in range(D):
                 k = layer * D + d
                 sfx = f"_l{layer}" + ("_reverse" if d else "")
-                p = self._params
-                bias = p["bias_ih" + sfx] + p["bias_hh" + sfx] if self.bias else None
+                bias = arrays["bias_ih" + sfx] + arrays["bias_hh" + sfx] if self.bias else None
                 gates = np.empty((T, B, 4 * H), self.dtype) if train else None
                 cs = np.empty((T, B, H), self.dtype) if train else None
+                hs = np.empty((T, B, H), self.dtype) if train and mask is not None else None
                 h0k = None if h0 is None else h0[k]
                 c0k = None if c0 is None else c0[k]
                 if T == 0 or B == 0:
                     hn[k] = 0 if h0k is None else h0k
                     cn[k] = 0 if c0k is None else c0k
                 else:
-                    _core.forward(inp, p["weight_ih" + sfx], p["weight_hh" + sfx], bias, h0k,
-                                  c0k, y, d * H, hn[k], cn[k], d == 1, gates, cs)
+                    _core.forward(inp, arrays["weight_ih" + sfx], arrays["weight_hh" + sfx], bias,
+                                  h0k, c0k, mask, y, d * H, hn[k], cn[k], d == 1, gates, cs, hs)
                 saved["gates"].append(gates)
                 saved["cs"].append(cs)
+                saved["hs"].append(hs)
             inp = y
             if train and self.dropout > 0 and layer < L - 1:
                 keep = 1.0 - self.dropout
-                mask = (self._rng.random(y.shape) < keep).astype(self.dtype) / self.dtype.type(keep)
-                saved["mask"] = mask
-                inp = y * mask
+                m = (self._rng.random(y.shape) < keep).astype(self.dtype) / self.dtype.type(keep)
+                saved["dropout"] = m
+                inp = y * m
             layers.append(saved)
-        self._cache = None
+        cache = None
         if train:
-            self._cache = {"layers": layers, "h0": h0, "c0": c0, "batched": batched,
-                           "shape": (T, B)}
+            cache = {"layers": layers, "h0": h0, "c0": c0, "mask": mask, "batched": batched,
+                     "shape": (T, B)}
+        self.__dict__["_cache"] = cache
         # no dropout after the last layer, as in PyTorch
         return self._output(layers[-1]["y"], batched), self._state_out(hn, cn, batched)
 
@@ -262,10 +293,11 @@ class LSTM:
             raise ValueError(f"dy must have the shape of y, {yshape}, got {dy.shape}")
         dy = self._seq_major(dy, batched)
         dhn, dcn = self._states(dstate, B, batched, "dh_n", "dc_n")
-        self._cache = None
-        h0, c0 = cache["h0"], cache["c0"]
+        self.__dict__["_cache"] = None
+        h0, c0, mask = cache["h0"], cache["c0"], cache["mask"]
         dh0 = np.zeros((L * D, B, H), self.dtype)
         dc0 = np.zeros((L * D, B, H), self.dtype)
+        arrays = self._core_arrays
         grads = {}
         g = dy
         for layer in reversed(range(L)):
@@ -275,29 +307,29 @@ class LSTM:
             for d in range(D):
                 k = layer * D + d
                 sfx = f"_l{layer}" + ("_reverse" if d else "")
-                p = self._params
-                dw_ih = np.zeros(self._shapes["weight_ih" + sfx], self.dtype)
-                dw_hh = np.zeros(self._shapes["weight_hh" + sfx], self.dtype)
+                w_ih_t, w_hh_t = arrays["weight_ih" + sfx], arrays["weight_hh" + sfx]
+                dw_ih_t = np.zeros(w_ih_t.shape, self.dtype)
+                dw_hh_t = np.zeros(w_hh_t.shape, self.dtype)
                 db = np.zeros(4 * H, self.dtype) if self.bias else None
                 if T > 0 and B > 0:
-                    _core.backward(inp, p["weight_ih" + sfx], p["weight_hh" + sfx],
-                                   None if h0 is None else h0[k], None if c0 is None else c0[k],
-                                   saved["y"], d * H, d == 1, saved["gates"][d], saved["cs"][d],
-                                   g, d * H, None if dhn is None else dhn[k],
+                    _core.backward(inp, w_ih_t, w_hh_t, None if h0 is None else h0[k],
+                                   None if c0 is None else c0[k], mask, saved["y"], d * H, d == 1,
+                                   saved["gates"][d], saved["cs"][d], saved["hs"][d], g, d * H,
+                                   None if dhn is None else dhn[k],
                                    None if dcn is None else dcn[k], dx, float(d > 0),
-                                   dh0[k], dc0[k], dw_ih, dw_hh, db)
+                                   dh0[k], dc0[k], dw_ih_t, dw_hh_t, db)
                 else:
                     if dhn is not None:
                         dh0[k] = dhn[k]
                     if dcn is not None:
                         dc0[k] = dcn[k]
-                grads["weight_ih" + sfx] = dw_ih
-                grads["weight_hh" + sfx] = dw_hh
+                grads["weight_ih" + sfx] = dw_ih_t.T    # PyTorch's shapes, no copy
+                grads["weight_hh" + sfx] = dw_hh_t.T
                 if self.bias:
                     grads["bias_ih" + sfx] = db
                     grads["bias_hh" + sfx] = db.copy()
-            if layer > 0 and cache["layers"][layer - 1]["mask"] is not None:
-                dx *= cache["layers"][layer - 1]["mask"]
+            if layer > 0 and cache["layers"][layer - 1]["dropout"] is not None:
+                dx *= cache["layers"][layer - 1]["dropout"]
             g = dx
         self.grads = OrderedDict((k, grads[k]) for k in self._shapes)
         return self._output(g, batched), self._state_out(dh0, dc0, batched)

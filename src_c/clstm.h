@@ -42,47 +42,47 @@ int clstm_has_openmp(void);
 const char *clstm_simd_level(void);
 
 /* Workspace, in elements of the dtype, that clstm_lstm_forward needs:
- * train != 0 keeps all gates in the caller's `gates` array and needs less. */
-size_t clstm_forward_workspace(int T, int B, int H, int train);
+ * train != 0 keeps all gates in the caller's `gates` array and needs less;
+ * masked != 0 when a step mask is passed. */
+size_t clstm_forward_workspace(int T, int B, int H, int train, int masked);
 /* Steps whose input projections the inference path computes in one GEMM. */
 int clstm_forward_chunk(int T, int B, int H);
-size_t clstm_backward_workspace(int B, int H);
-
-/* y = sigmoid(x), y = tanh(x) elementwise over n values (x, y may not
- * overlap), with the vectorized approximations the gate kernels use. */
-void clstm_sigmoid_array_f32(size_t n, const float *x, float *y);
-void clstm_tanh_array_f32(size_t n, const float *x, float *y);
-void clstm_sigmoid_array_f64(size_t n, const double *x, double *y);
-void clstm_tanh_array_f64(size_t n, const double *x, double *y);
+size_t clstm_backward_workspace(int B, int H, int masked);
 
 #define CLSTM_DECLARE(REAL, SFX)                                                   \
 /* Forward over T steps.                                                        \
- * x is (T, B, In); w_ih (4H, In); w_hh (4H, H); bias (4H) = b_ih + b_hh or NULL; \
- * h0, c0 (B, H) or NULL for zeros; y is (T, B, ldy), this direction's H        \
- * columns start at y (the caller offsets it); hn, cn (B, H) outputs.           \
- * Training (gates != NULL): gates (T, B, 4H) receives the activated gates and  \
- * cs (T, B, H) the cell states, both needed by backward.                        \
- * reverse != 0 runs t = T-1 .. 0 (the reverse direction of a bidirectional     \
- * layer) with no copies.  ws has clstm_forward_workspace elements.             \
+ * x is (T, B, In); w_ih_t (In, 4H) and w_hh_t (H, 4H) are the transposed       \
+ * PyTorch weights (Keras's kernel and recurrent_kernel); bias (4H) =            \
+ * b_ih + b_hh or NULL; h0, c0 (B, H) or NULL for zeros; y is (T, B, ldy), this  \
+ * direction's H columns start at y (the caller offsets it); hn, cn (B, H).     \
+ * mask (T, B) or NULL: a 0 skips that step of that sequence (state carried,    \
+ * output 0): padding, anywhere.  reverse != 0 runs t = T-1 .. 0 (the second   \
+ * direction of a bidirectional layer) with no copies.                          \
+ * Training (gates != NULL): gates (T, B, 4H) receives the activated gates, cs  \
+ * (T, B, H) the cell states and, with a mask only, hs (T, B, H) the hidden     \
+ * states (without a mask they are y).  ws: clstm_forward_workspace elements.   \
  * Returns 0. */                                                                \
-int clstm_lstm_forward_##SFX(const clstm_blas *blas, int T, int B, int In, int H,   \
-    int reverse, const REAL *x, const REAL *w_ih, const REAL *w_hh,             \
-    const REAL *bias, const REAL *h0, const REAL *c0, REAL *y, int ldy,         \
-    REAL *hn, REAL *cn, REAL *gates, REAL *cs, REAL *ws);                       \
-/* Backward (BPTT) through the forward above, which ran with gates != NULL.     \
+int clstm_lstm_forward_##SFX(const clstm_blas *blas, int T, int B, int In, int H, \
+    int reverse, const REAL *x, const REAL *w_ih_t, const REAL *w_hh_t,         \
+    const REAL *bias, const REAL *h0, const REAL *c0, const unsigned char *mask,\
+    REAL *y, int ldy, REAL *hn, REAL *cn, REAL *gates, REAL *cs, REAL *hs,      \
+    REAL *ws);                                                                   \
+/* Backward (BPTT) through the forward above, which ran with gates != NULL,    \
+ * given the same x, weights, h0, c0, mask, y, gates, cs, hs.                   \
  * dy (T, B, lddy): gradient of the loss w.r.t. this direction's outputs;       \
  * dhn, dcn (B, H) or NULL: gradients w.r.t. the final state.                   \
  * Overwrites gates with the pre-activation gate gradients (T, B, 4H).          \
- * dx (T, B, In) = dx_beta * dx + gradient (dx_beta 0 or 1: a bidirectional     \
+ * dx (T, B, In) = dx_beta * dx + gradient (dx_beta 0 or 1: a bidirectional    \
  * layer's two directions add into one dx); dh0, dc0 (B, H) outputs.            \
- * dw_ih (4H, In), dw_hh (4H, H), db (4H) are overwritten (db may be NULL).      \
- * ws has clstm_backward_workspace elements.  Returns 0. */                     \
-int clstm_lstm_backward_##SFX(const clstm_blas *blas, int T, int B, int In, int H,  \
-    int reverse, const REAL *x, const REAL *w_ih, const REAL *w_hh,             \
-    const REAL *h0, const REAL *c0, const REAL *y, int ldy,                     \
-    REAL *gates, const REAL *cs, const REAL *dy, int lddy,                      \
-    const REAL *dhn, const REAL *dcn, REAL *dx, REAL dx_beta,                   \
-    REAL *dh0, REAL *dc0, REAL *dw_ih, REAL *dw_hh, REAL *db, REAL *ws);
+ * dw_ih_t (In, 4H), dw_hh_t (H, 4H), db (4H) are overwritten (db may be NULL). \
+ * ws: clstm_backward_workspace elements.  Returns 0. */                        \
+int clstm_lstm_backward_##SFX(const clstm_blas *blas, int T, int B, int In, int H,\
+    int reverse, const REAL *x, const REAL *w_ih_t, const REAL *w_hh_t,         \
+    const REAL *h0, const REAL *c0, const unsigned char *mask,                  \
+    const REAL *y, int ldy, REAL *gates, const REAL *cs, const REAL *hs,        \
+    const REAL *dy, int lddy, const REAL *dhn, const REAL *dcn,                 \
+    REAL *dx, REAL dx_beta, REAL *dh0, REAL *dc0,                               \
+    REAL *dw_ih_t, REAL *dw_hh_t, REAL *db, REAL *ws);
 
 CLSTM_DECLARE(float, f32)
 CLSTM_DECLARE(double, f64)

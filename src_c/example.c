@@ -33,7 +33,8 @@ enum { T = 6, B = 2, I = 3, H = 4 };
 static double rnd(void) { return 2.0 * rand() / RAND_MAX - 1.0; }
 static double sig(double z) { return 1 / (1 + exp(-z)); }
 
-/* y (T, B, H) from the LSTM equations, one scalar at a time. */
+/* y (T, B, H) from the LSTM equations, one scalar at a time;
+ * wi (I, 4H), wh (H, 4H): the transposed weights the core takes. */
 static void scalar_lstm(const double *x, const double *wi, const double *wh, const double *b,
                         const double *h0, const double *c0, double *y)
 {
@@ -44,8 +45,8 @@ static void scalar_lstm(const double *x, const double *wi, const double *wh, con
         for (int n = 0; n < B; n++) {
             for (int r = 0; r < 4 * H; r++) {
                 z[r] = b[r];
-                for (int q = 0; q < I; q++) z[r] += wi[r * I + q] * x[(t * B + n) * I + q];
-                for (int q = 0; q < H; q++) z[r] += wh[r * H + q] * h[n * H + q];
+                for (int q = 0; q < I; q++) z[r] += wi[q * 4 * H + r] * x[(t * B + n) * I + q];
+                for (int q = 0; q < H; q++) z[r] += wh[q * 4 * H + r] * h[n * H + q];
             }
             for (int j = 0; j < H; j++) {
                 double cn = sig(z[H + j]) * c[n * H + j] + sig(z[j]) * tanh(z[2 * H + j]);
@@ -57,15 +58,15 @@ static void scalar_lstm(const double *x, const double *wi, const double *wh, con
 }
 
 static clstm_blas blas = {NULL, naive_dgemm};
-static double x[T * B * I], wi[4 * H * I], wh[4 * H * H], bias[4 * H], h0[B * H], c0[B * H];
+static double x[T * B * I], wi[I * 4 * H], wh[H * 4 * H], bias[4 * H], h0[B * H], c0[B * H];
 static double ry[T * B * H];
 
 /* Loss sum(y * ry) of a forward pass. */
 static double loss(double *ws)
 {
     double y[T * B * H], hn[B * H], cn[B * H], l = 0;
-    clstm_lstm_forward_f64(&blas, T, B, I, H, 0, x, wi, wh, bias, h0, c0, y, H, hn, cn,
-                           NULL, NULL, ws);
+    clstm_lstm_forward_f64(&blas, T, B, I, H, 0, x, wi, wh, bias, h0, c0, NULL, y, H, hn, cn,
+                           NULL, NULL, NULL, ws);
     for (int i = 0; i < T * B * H; i++) l += y[i] * ry[i];
     return l;
 }
@@ -74,15 +75,15 @@ int main(void)
 {
     int fail = 0;
     double *arrays[] = {x, wi, wh, bias, h0, c0, ry};
-    size_t sizes[] = {T * B * I, 4 * H * I, 4 * H * H, 4 * H, B * H, B * H, T * B * H};
+    size_t sizes[] = {T * B * I, I * 4 * H, H * 4 * H, 4 * H, B * H, B * H, T * B * H};
     for (int a = 0; a < 7; a++)
         for (size_t i = 0; i < sizes[a]; i++) arrays[a][i] = rnd();
 
-    double *ws = malloc(clstm_forward_workspace(T, B, H, 0) * sizeof(double));
-    double *bws = malloc(clstm_backward_workspace(B, H) * sizeof(double));
+    double *ws = malloc(clstm_forward_workspace(T, B, H, 0, 0) * sizeof(double));
+    double *bws = malloc(clstm_backward_workspace(B, H, 0) * sizeof(double));
     double y[T * B * H], yref[T * B * H], hn[B * H], cn[B * H];
-    clstm_lstm_forward_f64(&blas, T, B, I, H, 0, x, wi, wh, bias, h0, c0, y, H, hn, cn,
-                           NULL, NULL, ws);
+    clstm_lstm_forward_f64(&blas, T, B, I, H, 0, x, wi, wh, bias, h0, c0, NULL, y, H, hn, cn,
+                           NULL, NULL, NULL, ws);
     scalar_lstm(x, wi, wh, bias, h0, c0, yref);
     double err = 0;
     for (int i = 0; i < T * B * H; i++) err = fmax(err, fabs(y[i] - yref[i]));
@@ -90,11 +91,11 @@ int main(void)
     fail |= err > 1e-12;
 
     double gates[T * B * 4 * H], cs[T * B * H], dx[T * B * I], dh0[B * H], dc0[B * H];
-    double dwi[4 * H * I], dwh[4 * H * H], db[4 * H];
-    clstm_lstm_forward_f64(&blas, T, B, I, H, 0, x, wi, wh, bias, h0, c0, y, H, hn, cn,
-                           gates, cs, ws);
-    clstm_lstm_backward_f64(&blas, T, B, I, H, 0, x, wi, wh, h0, c0, y, H, gates, cs, ry, H,
-                            NULL, NULL, dx, 0, dh0, dc0, dwi, dwh, db, bws);
+    double dwi[I * 4 * H], dwh[H * 4 * H], db[4 * H];
+    clstm_lstm_forward_f64(&blas, T, B, I, H, 0, x, wi, wh, bias, h0, c0, NULL, y, H, hn, cn,
+                           gates, cs, NULL, ws);
+    clstm_lstm_backward_f64(&blas, T, B, I, H, 0, x, wi, wh, h0, c0, NULL, y, H, gates, cs,
+                            NULL, ry, H, NULL, NULL, dx, 0, dh0, dc0, dwi, dwh, db, bws);
     double *wrt[] = {x, wh, h0, c0}, *got[] = {dx, dwh, dh0, dc0};
     size_t n[] = {T * B * I, 4 * H * H, B * H, B * H};
     const char *name[] = {"dx", "dw_hh", "dh0", "dc0"};

@@ -48,11 +48,26 @@ static SFX(split) SFX(split_rows)(int B, int H)
     return s;
 }
 
+/* Copies the state of a skipped (masked) step through unchanged; its output
+ * is 0 and its gates are 0 (so backward sees no gradient through them). */
+static void SFX(skip_forward)(int n, REAL *g, size_t H, const REAL *cp, REAL *ct,
+                              const REAL *hp, REAL *hs, REAL *y)
+{
+    memcpy(ct, cp, (size_t)n * sizeof(REAL));
+    if (hp) memcpy(hs, hp, (size_t)n * sizeof(REAL));
+    else memset(hs, 0, (size_t)n * sizeof(REAL));
+    if (y != hs) memset(y, 0, (size_t)n * sizeof(REAL));
+    for (int q = 0; q < 4; q++) memset(g + q * H, 0, (size_t)n * sizeof(REAL));
+}
+
 /* One forward step over the batch.
- * G (B, 4H) pre-activations -> activated gates; bias (4H);
- * cprev, c (B, H); h (B, ldh). */
+ * G (B, 4H) pre-activations -> activated gates; bias (4H); cp, ct (B, H);
+ * hp (B, ldhp) h_{t-1} or NULL (zeros; read only by skipped rows);
+ * hs (B, ldhs) receives h_t as state, y (B, ldy) as output (may be the
+ * same memory); m (B) step mask or NULL. */
 static void SFX(step_forward)(int B, int H, REAL *G, const REAL *bias,
-                              const REAL *cprev, REAL *c, REAL *h, int ldh)
+                              const REAL *cp, REAL *ct, const REAL *hp, int ldhp,
+                              REAL *hs, int ldhs, REAL *y, int ldy, const unsigned char *m)
 {
     SFX(split) s = SFX(split_rows)(B, H);
 #pragma omp parallel for num_threads(s.threads) if (s.threads > 1) schedule(static)
@@ -60,19 +75,28 @@ static void SFX(step_forward)(int B, int H, REAL *G, const REAL *bias,
         int b = (int)(it / s.nseg), j0 = (int)(it % s.nseg) * s.seg;
         int n = H - j0 < s.seg ? H - j0 : s.seg;
         REAL *g = G + (size_t)b * 4 * H + j0;
-        const REAL *bb = bias + j0;
         size_t o = (size_t)b * H + j0;
+        REAL *hrow = hs + (size_t)b * ldhs + j0, *yrow = y + (size_t)b * ldy + j0;
+        if (m && !m[b]) {
+            SFX(skip_forward)(n, g, (size_t)H, cp + o, ct + o,
+                              hp ? hp + (size_t)b * ldhp + j0 : NULL, hrow, yrow);
+            continue;
+        }
+        const REAL *bb = bias + j0;
         SFX(cell_forward)(n, g, g + H, g + 2 * (size_t)H, g + 3 * (size_t)H,
                           bb, bb + H, bb + 2 * (size_t)H, bb + 3 * (size_t)H,
-                          cprev + o, c + o, h + (size_t)b * ldh + j0);
+                          cp + o, ct + o, hrow);
+        if (yrow != hrow) memcpy(yrow, hrow, (size_t)n * sizeof(REAL));
     }
 }
 
 /* One backward step over the batch.
  * G (B, 4H) activated gates -> dG; c, cprev (B, H); dy (B, lddy);
- * dhr (B, H); dc (B, H) in/out. */
+ * dhr (B, H); dc (B, H) in/out; m (B) step mask or NULL: a skipped row's
+ * dG is 0 and its dc, dhr pass through (the caller keeps dhr's rows). */
 static void SFX(step_backward)(int B, int H, REAL *G, const REAL *c, const REAL *cprev,
-                               const REAL *dy, int lddy, const REAL *dhr, REAL *dc)
+                               const REAL *dy, int lddy, const REAL *dhr, REAL *dc,
+                               const unsigned char *m)
 {
     SFX(split) s = SFX(split_rows)(B, H);
 #pragma omp parallel for num_threads(s.threads) if (s.threads > 1) schedule(static)
@@ -80,10 +104,27 @@ static void SFX(step_backward)(int B, int H, REAL *G, const REAL *c, const REAL 
         int b = (int)(it / s.nseg), j0 = (int)(it % s.nseg) * s.seg;
         int n = H - j0 < s.seg ? H - j0 : s.seg;
         REAL *g = G + (size_t)b * 4 * H + j0;
+        if (m && !m[b]) {
+            for (int q = 0; q < 4; q++) memset(g + (size_t)q * H, 0, (size_t)n * sizeof(REAL));
+            continue;
+        }
         size_t o = (size_t)b * H + j0;
         SFX(cell_backward)(n, g, g + H, g + 2 * (size_t)H, g + 3 * (size_t)H,
                            c + o, cprev + o, dy + (size_t)b * lddy + j0, dhr + o, dc + o);
     }
+}
+
+/* Rows of dhr (B, H) of the masked-out sequences, saved to / restored from
+ * keep (B, H) around the GEMM that overwrites dhr: through a skipped step
+ * the gradient w.r.t. h passes unchanged. */
+static void SFX(keep_skipped)(int B, int H, const unsigned char *m, REAL *dhr, REAL *keep,
+                              int restore)
+{
+    for (int b = 0; b < B; b++)
+        if (!m[b]) {
+            REAL *d = dhr + (size_t)b * H, *k = keep + (size_t)b * H;
+            memcpy(restore ? d : k, restore ? k : d, (size_t)H * sizeof(REAL));
+        }
 }
 
 static void SFX(copy_rows)(int B, int H, const REAL *src, int lds, REAL *dst)
@@ -93,22 +134,30 @@ static void SFX(copy_rows)(int B, int H, const REAL *src, int lds, REAL *dst)
 }
 
 int SFX(clstm_lstm_forward)(const clstm_blas *blas, int T, int B, int I, int H,
-    int reverse, const REAL *x, const REAL *w_ih, const REAL *w_hh,
-    const REAL *bias, const REAL *h0, const REAL *c0, REAL *y, int ldy,
-    REAL *hn, REAL *cn, REAL *gates, REAL *cs, REAL *ws)
+    int reverse, const REAL *x, const REAL *w_ih_t, const REAL *w_hh_t,
+    const REAL *bias, const REAL *h0, const REAL *c0, const unsigned char *mask,
+    REAL *y, int ldy, REAL *hn, REAL *cn, REAL *gates, REAL *cs, REAL *hs, REAL *ws)
 {
     const int train = gates != NULL;
     const size_t BH = (size_t)B * H, BG = (size_t)B * 4 * H;
     if (T <= 0 || B <= 0) return 0;
 
-    /* ws: [bias 4H][c0 zeros BH][inference only: c ping-pong 2 BH][G chunk] */
+    /* ws: [bias 4H][c0 zeros BH] + inference: [c ping-pong 2 BH]
+     * [masked: h ping-pong 2 BH][G chunk] */
     REAL *zbias = ws;
     REAL *zc0 = zbias + 4 * (size_t)H;
     REAL *cbuf = zc0 + BH;
+    REAL *hbuf = cbuf + 2 * BH;
     if (!bias) { memset(zbias, 0, 4 * (size_t)H * sizeof(REAL)); bias = zbias; }
     if (!c0) { memset(zc0, 0, BH * sizeof(REAL)); c0 = zc0; }
     const int chunk = train ? T : clstm_forward_chunk(T, B, H);
-    REAL *gbuf = train ? gates : cbuf + 2 * BH;
+    REAL *gbuf = train ? gates : hbuf + (mask ? 2 * BH : 0);
+    /* Where step s keeps its hidden state h_t, and the row stride there:
+     * without a mask the outputs y are the states; with one, skipped steps
+     * output 0 while the state carries on, so states live apart. */
+#define HSTATE(s, t) (!mask ? y + (size_t)(t) * B * ldy \
+                      : train ? hs + (size_t)(t) * BH : hbuf + ((s) & 1) * BH)
+    const int ldh = mask ? H : ldy;
 
     for (int s0 = 0; s0 < T; s0 += chunk) {
         const int n = T - s0 < chunk ? T - s0 : chunk;
@@ -117,39 +166,44 @@ int SFX(clstm_lstm_forward)(const clstm_blas *blas, int T, int B, int I, int H,
         if (!train || s0 == 0) {
             const int rows = train ? T * B : n * B;
             const REAL *xr = train ? x : x + (size_t)tlo * B * I;
-            SFX(gemm_rm)(blas, 'N', 'T', rows, 4 * H, I, 1, xr, I, w_ih, I, 0, gbuf, 4 * H);
+            /* G (rows, 4H) = X (rows, I) W_ih^T (I, 4H) */
+            SFX(gemm_rm)(blas, 'N', 'N', rows, 4 * H, I, 1, xr, I, w_ih_t, 4 * H, 0, gbuf, 4 * H);
         }
         for (int s = s0; s < s0 + n; s++) {
             const int t = reverse ? T - 1 - s : s;
             const int tp = reverse ? t + 1 : t - 1;   /* the step before, in time order */
             REAL *Gt = gbuf + (size_t)(train ? t : t - tlo) * BG;
-            const REAL *hp = s == 0 ? h0 : y + (size_t)tp * B * ldy;
+            const REAL *hp = s == 0 ? h0 : HSTATE(s - 1, tp);
+            const int ldhp = s == 0 ? H : ldh;
+            /* G_t (B, 4H) += h_{t-1} (B, H) W_hh^T (H, 4H) */
             if (hp)
-                SFX(gemm_rm)(blas, 'N', 'T', B, 4 * H, H, 1, hp, s == 0 ? H : ldy,
-                             w_hh, H, 1, Gt, 4 * H);
+                SFX(gemm_rm)(blas, 'N', 'N', B, 4 * H, H, 1, hp, ldhp, w_hh_t, 4 * H, 1, Gt, 4 * H);
             const REAL *cp = s == 0 ? c0 : train ? cs + (size_t)tp * BH : cbuf + ((s - 1) & 1) * BH;
             REAL *ct = train ? cs + (size_t)t * BH : cbuf + (s & 1) * BH;
-            SFX(step_forward)(B, H, Gt, bias, cp, ct, y + (size_t)t * B * ldy, ldy);
+            SFX(step_forward)(B, H, Gt, bias, cp, ct, hp, ldhp, HSTATE(s, t), ldh,
+                              y + (size_t)t * B * ldy, ldy, mask ? mask + (size_t)t * B : NULL);
         }
     }
     const int tl = reverse ? 0 : T - 1;
-    SFX(copy_rows)(B, H, y + (size_t)tl * B * ldy, ldy, hn);
+    SFX(copy_rows)(B, H, HSTATE(T - 1, tl), ldh, hn);
     memcpy(cn, train ? cs + (size_t)tl * BH : cbuf + ((T - 1) & 1) * BH, BH * sizeof(REAL));
+#undef HSTATE
     return 0;
 }
 
 int SFX(clstm_lstm_backward)(const clstm_blas *blas, int T, int B, int I, int H,
-    int reverse, const REAL *x, const REAL *w_ih, const REAL *w_hh,
-    const REAL *h0, const REAL *c0, const REAL *y, int ldy,
-    REAL *gates, const REAL *cs, const REAL *dy, int lddy,
-    const REAL *dhn, const REAL *dcn, REAL *dx, REAL dx_beta,
-    REAL *dh0, REAL *dc0, REAL *dw_ih, REAL *dw_hh, REAL *db, REAL *ws)
+    int reverse, const REAL *x, const REAL *w_ih_t, const REAL *w_hh_t,
+    const REAL *h0, const REAL *c0, const unsigned char *mask,
+    const REAL *y, int ldy, REAL *gates, const REAL *cs, const REAL *hs,
+    const REAL *dy, int lddy, const REAL *dhn, const REAL *dcn,
+    REAL *dx, REAL dx_beta, REAL *dh0, REAL *dc0,
+    REAL *dw_ih_t, REAL *dw_hh_t, REAL *db, REAL *ws)
 {
     const size_t BH = (size_t)B * H, BG = (size_t)B * 4 * H;
     if (T <= 0 || B <= 0) return 0;
 
-    /* ws: [dhr BH][dc BH][c0 zeros BH] */
-    REAL *dhr = ws, *dc = ws + BH, *zc0 = ws + 2 * BH;
+    /* ws: [dhr BH][dc BH][c0 zeros BH][masked: kept dhr rows BH] */
+    REAL *dhr = ws, *dc = ws + BH, *zc0 = ws + 2 * BH, *keep = ws + 3 * BH;
     if (dhn) memcpy(dhr, dhn, BH * sizeof(REAL)); else memset(dhr, 0, BH * sizeof(REAL));
     if (dcn) memcpy(dc, dcn, BH * sizeof(REAL)); else memset(dc, 0, BH * sizeof(REAL));
     if (!c0) { memset(zc0, 0, BH * sizeof(REAL)); c0 = zc0; }
@@ -157,33 +211,38 @@ int SFX(clstm_lstm_backward)(const clstm_blas *blas, int T, int B, int I, int H,
     for (int s = T - 1; s >= 0; s--) {
         const int t = reverse ? T - 1 - s : s;
         const int tp = reverse ? t + 1 : t - 1;
+        const unsigned char *m = mask ? mask + (size_t)t * B : NULL;
         REAL *Gt = gates + (size_t)t * BG;
         const REAL *cp = s == 0 ? c0 : cs + (size_t)tp * BH;
         SFX(step_backward)(B, H, Gt, cs + (size_t)t * BH, cp, dy + (size_t)t * B * lddy, lddy,
-                           dhr, dc);
-        /* dL/dh_{t-1} through the recurrence: dG_t W_hh, (B, 4H) x (4H, H) */
-        SFX(gemm_rm)(blas, 'N', 'N', B, H, 4 * H, 1, Gt, 4 * H, w_hh, H, 0, dhr, H);
+                           dhr, dc, m);
+        if (m) SFX(keep_skipped)(B, H, m, dhr, keep, 0);
+        /* dL/dh_{t-1} through the recurrence: dG_t (B, 4H) W_hh (4H, H) */
+        SFX(gemm_rm)(blas, 'N', 'T', B, H, 4 * H, 1, Gt, 4 * H, w_hh_t, 4 * H, 0, dhr, H);
+        if (m) SFX(keep_skipped)(B, H, m, dhr, keep, 1);
     }
     memcpy(dh0, dhr, BH * sizeof(REAL));
     memcpy(dc0, dc, BH * sizeof(REAL));
 
     /* Weight gradients over all steps at once.
-     * dW_ih (4H, I) = dG^T (4H, TB) X (TB, I) */
-    SFX(gemm_rm)(blas, 'T', 'N', 4 * H, I, T * B, 1, gates, 4 * H, x, I, 0, dw_ih, I);
-    /* dW_hh (4H, H) = sum_t dG_t^T h_{t-1}: every step but the first pairs
-     * with an output row of y; the first pairs with h0. */
+     * dW_ih^T (I, 4H) = X^T (I, TB) dG (TB, 4H) */
+    SFX(gemm_rm)(blas, 'T', 'N', I, 4 * H, T * B, 1, x, I, gates, 4 * H, 0, dw_ih_t, 4 * H);
+    /* dW_hh^T (H, 4H) = sum_t h_{t-1}^T dG_t: every step but the first pairs
+     * with the state of the step before it; the first pairs with h0. */
     {
-        const REAL *dg = reverse ? gates : gates + BG;      /* steps with a y predecessor */
-        const REAL *hp = reverse ? y + (size_t)B * ldy : y;  /* their h_{t-1} */
-        SFX(gemm_rm)(blas, 'T', 'N', 4 * H, H, (T - 1) * B, 1, dg, 4 * H, hp, ldy,
-                     0, dw_hh, H);
+        const REAL *st = mask ? hs : y;                     /* hidden states, (T, B, ldh) */
+        const int ldh = mask ? H : ldy;
+        const REAL *dg = reverse ? gates : gates + BG;      /* steps with a predecessor */
+        const REAL *hp = reverse ? st + (size_t)B * ldh : st;  /* their h_{t-1} */
+        SFX(gemm_rm)(blas, 'T', 'N', H, 4 * H, (T - 1) * B, 1, hp, ldh, dg, 4 * H,
+                     0, dw_hh_t, 4 * H);
         if (h0) {
             const REAL *dg0 = gates + (size_t)(reverse ? T - 1 : 0) * BG;
-            SFX(gemm_rm)(blas, 'T', 'N', 4 * H, H, B, 1, dg0, 4 * H, h0, H, 1, dw_hh, H);
+            SFX(gemm_rm)(blas, 'T', 'N', H, 4 * H, B, 1, h0, H, dg0, 4 * H, 1, dw_hh_t, 4 * H);
         }
     }
     /* dX (TB, I) = dG (TB, 4H) W_ih (4H, I) */
-    SFX(gemm_rm)(blas, 'N', 'N', T * B, I, 4 * H, 1, gates, 4 * H, w_ih, I, dx_beta, dx, I);
+    SFX(gemm_rm)(blas, 'N', 'T', T * B, I, 4 * H, 1, gates, 4 * H, w_ih_t, 4 * H, dx_beta, dx, I);
     if (db) {
         memset(db, 0, 4 * (size_t)H * sizeof(REAL));
         const size_t rows = (size_t)T * B;

@@ -65,12 +65,18 @@ int clstm_forward_chunk(int T, int B, int H)
     return (int)(steps < 1 ? 1 : steps);
 }
 
-size_t clstm_forward_workspace(int T, int B, int H, int train)
+size_t clstm_forward_workspace(int T, int B, int H, int train, int masked)
 {
     size_t BH = (size_t)B * H;
     size_t n = 4 * (size_t)H + BH;  /* zero bias, zero c0 */
-    if (!train) n += 2 * BH + (size_t)clstm_forward_chunk(T, B, H) * B * 4 * H;
+    if (!train) {
+        n += 2 * BH + (size_t)clstm_forward_chunk(T, B, H) * B * 4 * H;  /* c, G chunk */
+        if (masked) n += 2 * BH;    /* h states, apart from the zeroed outputs */
+    }
     return n;
 }
 
-size_t clstm_backward_workspace(int B, int H) { return 3 * (size_t)B * H; }
+size_t clstm_backward_workspace(int B, int H, int masked)
+{
+    return (3 + (masked ? 1 : 0)) * (size_t)B * H;
+}

@@ -77,7 +77,7 @@ def test_dropout_masks_scale_and_rate():
     x = np.random.default_rng(0).standard_normal((50, 20, 4))
     y_eval, _ = lstm(x)
     y_train, _ = lstm.forward(x, train=True)
-    mask = lstm._cache["layers"][0]["mask"]
+    mask = lstm._cache["layers"][0]["dropout"]
     kept = mask != 0
     assert abs(1 - kept.mean() - 0.3) < 0.01
     np.testing.assert_allclose(mask[kept], 1 / 0.7)
