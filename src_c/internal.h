@@ -17,8 +17,4 @@
 #define CLSTM_HAVE_CLONES 0
 #endif
 
-/* Threads to use for an elementwise pass over `work` elements: 1 below the
- * size where waking a thread costs more than it saves. */
-int clstm_threads_for(long work);
-
 #endif

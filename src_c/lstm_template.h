@@ -31,33 +31,24 @@ static void SFX(gemm_rm)(const clstm_blas *blas, char ta, char tb, int M, int N,
                &beta, C, &ldc);
 }
 
-/* Rows x columns (B, H) of elementwise work, split into items for OpenMP:
- * whole rows when there are enough of them, else row segments. */
-typedef struct { int nseg, seg; long items; int threads; } SFX(split);
-
-static SFX(split) SFX(split_rows)(int B, int H)
-{
-    SFX(split) s;
-    s.threads = clstm_threads_for((long)B * H);
-    s.nseg = 1;
-    if (s.threads > 1 && B < 2 * s.threads) s.nseg = 2 * s.threads;
-    if (s.nseg > H) s.nseg = H;
-    s.seg = (H + s.nseg - 1) / s.nseg;
-    s.nseg = (H + s.seg - 1) / s.seg;
-    s.items = (long)B * s.nseg;
-    return s;
-}
+/* The per-step passes below run on the calling thread.  Forking an OpenMP
+ * team between the per-step GEMMs made things worse, not better: OpenBLAS's
+ * workers and OpenMP's both spin after their work, so each team fought the
+ * other for the cores (bench/RESULTS.md: (50, 64, 512, 1024) forward at 2
+ * threads, 792 ms with a team per step, 265 ms without).  The elementwise
+ * work is a few percent of a step where threads matter. */
 
 /* Copies the state of a skipped (masked) step through unchanged; its output
  * is 0 and its gates are 0 (so backward sees no gradient through them). */
-static void SFX(skip_forward)(int n, REAL *g, size_t H, const REAL *cp, REAL *ct,
+static void SFX(skip_forward)(int H, REAL *g, const REAL *cp, REAL *ct,
                               const REAL *hp, REAL *hs, REAL *y)
 {
-    memcpy(ct, cp, (size_t)n * sizeof(REAL));
-    if (hp) memcpy(hs, hp, (size_t)n * sizeof(REAL));
-    else memset(hs, 0, (size_t)n * sizeof(REAL));
-    if (y != hs) memset(y, 0, (size_t)n * sizeof(REAL));
-    for (int q = 0; q < 4; q++) memset(g + q * H, 0, (size_t)n * sizeof(REAL));
+    const size_t bytes = (size_t)H * sizeof(REAL);
+    memcpy(ct, cp, bytes);
+    if (hp) memcpy(hs, hp, bytes);
+    else memset(hs, 0, bytes);
+    if (y != hs) memset(y, 0, bytes);
+    memset(g, 0, 4 * bytes);
 }
 
 /* One forward step over the batch.
@@ -69,24 +60,18 @@ static void SFX(step_forward)(int B, int H, REAL *G, const REAL *bias,
                               const REAL *cp, REAL *ct, const REAL *hp, int ldhp,
                               REAL *hs, int ldhs, REAL *y, int ldy, const unsigned char *m)
 {
-    SFX(split) s = SFX(split_rows)(B, H);
-#pragma omp parallel for num_threads(s.threads) if (s.threads > 1) schedule(static)
-    for (long it = 0; it < s.items; it++) {
-        int b = (int)(it / s.nseg), j0 = (int)(it % s.nseg) * s.seg;
-        int n = H - j0 < s.seg ? H - j0 : s.seg;
-        REAL *g = G + (size_t)b * 4 * H + j0;
-        size_t o = (size_t)b * H + j0;
-        REAL *hrow = hs + (size_t)b * ldhs + j0, *yrow = y + (size_t)b * ldy + j0;
+    for (int b = 0; b < B; b++) {
+        REAL *g = G + (size_t)b * 4 * H;
+        size_t o = (size_t)b * H;
+        REAL *hrow = hs + (size_t)b * ldhs, *yrow = y + (size_t)b * ldy;
         if (m && !m[b]) {
-            SFX(skip_forward)(n, g, (size_t)H, cp + o, ct + o,
-                              hp ? hp + (size_t)b * ldhp + j0 : NULL, hrow, yrow);
+            SFX(skip_forward)(H, g, cp + o, ct + o, hp ? hp + (size_t)b * ldhp : NULL, hrow, yrow);
             continue;
         }
-        const REAL *bb = bias + j0;
-        SFX(cell_forward)(n, g, g + H, g + 2 * (size_t)H, g + 3 * (size_t)H,
-                          bb, bb + H, bb + 2 * (size_t)H, bb + 3 * (size_t)H,
+        SFX(cell_forward)(H, g, g + H, g + 2 * (size_t)H, g + 3 * (size_t)H,
+                          bias, bias + H, bias + 2 * (size_t)H, bias + 3 * (size_t)H,
                           cp + o, ct + o, hrow);
-        if (yrow != hrow) memcpy(yrow, hrow, (size_t)n * sizeof(REAL));
+        if (yrow != hrow) memcpy(yrow, hrow, (size_t)H * sizeof(REAL));
     }
 }
 
@@ -98,19 +83,15 @@ static void SFX(step_backward)(int B, int H, REAL *G, const REAL *c, const REAL 
                                const REAL *dy, int lddy, const REAL *dhr, REAL *dc,
                                const unsigned char *m)
 {
-    SFX(split) s = SFX(split_rows)(B, H);
-#pragma omp parallel for num_threads(s.threads) if (s.threads > 1) schedule(static)
-    for (long it = 0; it < s.items; it++) {
-        int b = (int)(it / s.nseg), j0 = (int)(it % s.nseg) * s.seg;
-        int n = H - j0 < s.seg ? H - j0 : s.seg;
-        REAL *g = G + (size_t)b * 4 * H + j0;
+    for (int b = 0; b < B; b++) {
+        REAL *g = G + (size_t)b * 4 * H;
         if (m && !m[b]) {
-            for (int q = 0; q < 4; q++) memset(g + (size_t)q * H, 0, (size_t)n * sizeof(REAL));
+            memset(g, 0, 4 * (size_t)H * sizeof(REAL));
             continue;
         }
-        size_t o = (size_t)b * H + j0;
-        SFX(cell_backward)(n, g, g + H, g + 2 * (size_t)H, g + 3 * (size_t)H,
-                           c + o, cprev + o, dy + (size_t)b * lddy + j0, dhr + o, dc + o);
+        size_t o = (size_t)b * H;
+        SFX(cell_backward)(H, g, g + H, g + 2 * (size_t)H, g + 3 * (size_t)H,
+                           c + o, cprev + o, dy + (size_t)b * lddy, dhr + o, dc + o);
     }
 }
 

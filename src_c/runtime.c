@@ -1,16 +1,10 @@
 /* Thread count, workspace sizes and build facts shared by both dtypes. */
 #include "internal.h"
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
+/* The caller's thread budget.  The GEMMs take theirs from the BLAS, which
+ * the caller sets to the same count; the core's own passes run on the
+ * calling thread for now (see lstm_template.h). */
 static int clstm_nthreads = 1;
-
-/* Per-step elementwise passes below this many elements run on one thread:
- * an OpenMP fork/join costs a few microseconds, about what one thread needs
- * for ~8k gate updates. */
-#define CLSTM_OMP_MIN_WORK 16384L
 
 void clstm_set_num_threads(int n) { clstm_nthreads = n < 1 ? 1 : n; }
 int clstm_get_num_threads(void) { return clstm_nthreads; }
@@ -22,16 +16,6 @@ int clstm_has_openmp(void)
 #else
     return 0;
 #endif
-}
-
-int clstm_threads_for(long work)
-{
-#ifdef _OPENMP
-    if (clstm_nthreads > 1 && work >= CLSTM_OMP_MIN_WORK) return clstm_nthreads;
-#else
-    (void)work;
-#endif
-    return 1;
 }
 
 const char *clstm_simd_level(void)
