@@ -80,7 +80,7 @@ def _plot(path, dates, truth, forecast, naive, out):
     except ImportError:
         out("matplotlib is not installed: no plot (pip install matplotlib)")
         return
-    years = dates // 10000 + (dates // 100 % 100 - 1) / 12
+    years = dates // 10000 + (dates // 100 % 100 - 1) / 12 + (dates % 100 - 1) / 365.25
     fig, ax = plt.subplots(figsize=(10, 4))
     ax.plot(years, truth, "k-", lw=1, label="measured")
     ax.plot(years, forecast, "C3-", lw=1, label="LSTM, one week ahead")
