@@ -15,6 +15,22 @@
 #else
 #define CLSTM_CLONES
 #define CLSTM_HAVE_CLONES 0
+/* Batches up to this size take the core's own recurrent kernel (weights
+ * packed into panels once per call); larger ones a BLAS GEMM per step. */
+#define CLSTM_SMALL_BATCH 8
+
+/* Elements of a (K, N) matrix packed into panels (recurrent_template.h),
+ * for either dtype (float's 32-wide panels bound double's 16-wide ones). */
+#define CLSTM_PACKED_SIZE(K, N) ((size_t)(((N) + 31) / 32) * 32 * (size_t)(K))
+
 #endif
+
+/* Batches up to this size take the core's own recurrent kernel (weights
+ * packed into panels once per call); larger ones a BLAS GEMM per step. */
+#define CLSTM_SMALL_BATCH 8
+
+/* Elements of a (K, N) matrix packed into panels (recurrent_template.h),
+ * for either dtype (float's 32-wide panels bound double's 16-wide ones). */
+#define CLSTM_PACKED_SIZE(K, N) ((size_t)(((N) + 31) / 32) * 32 * (size_t)(K))
 
 #endif

@@ -13,6 +13,7 @@
  */
 
 #include "cell_template.h"
+#include "recurrent_template.h"
 
 /* Row-major C (M, N) = alpha op(A) op(B) + beta C, through a column-major
  * BLAS by computing C^T = op(B)^T op(A)^T: swap the operands, keep the flags. */
@@ -133,6 +134,12 @@ int SFX(clstm_lstm_forward)(const clstm_blas *blas, int T, int B, int I, int H,
     if (!c0) { memset(zc0, 0, BH * sizeof(REAL)); c0 = zc0; }
     const int chunk = train ? T : clstm_forward_chunk(T, B, H);
     REAL *gbuf = train ? gates : hbuf + (mask ? 2 * BH : 0);
+    /* small batches: W_hh^T (H, 4H) packed into panels after everything else */
+    REAL *wpack = NULL;
+    if (B <= CLSTM_SMALL_BATCH) {
+        wpack = train ? cbuf : gbuf + (size_t)chunk * BG;
+        SFX(pack_panels)(H, 4 * H, w_hh_t, 4 * (size_t)H, 1, wpack);
+    }
     /* Where step s keeps its hidden state h_t, and the row stride there:
      * without a mask the outputs y are the states; with one, skipped steps
      * output 0 while the state carries on, so states live apart. */
@@ -157,7 +164,9 @@ int SFX(clstm_lstm_forward)(const clstm_blas *blas, int T, int B, int I, int H,
             const REAL *hp = s == 0 ? h0 : HSTATE(s - 1, tp);
             const int ldhp = s == 0 ? H : ldh;
             /* G_t (B, 4H) += h_{t-1} (B, H) W_hh^T (H, 4H) */
-            if (hp)
+            if (hp && wpack)
+                SFX(panel_gemm)(B, H, 4 * H, hp, ldhp, wpack, Gt, 4 * H);
+            else if (hp)
                 SFX(gemm_rm)(blas, 'N', 'N', B, 4 * H, H, 1, hp, ldhp, w_hh_t, 4 * H, 1, Gt, 4 * H);
             const REAL *cp = s == 0 ? c0 : train ? cs + (size_t)tp * BH : cbuf + ((s - 1) & 1) * BH;
             REAL *ct = train ? cs + (size_t)t * BH : cbuf + (s & 1) * BH;
@@ -183,8 +192,13 @@ int SFX(clstm_lstm_backward)(const clstm_blas *blas, int T, int B, int I, int H,
     const size_t BH = (size_t)B * H, BG = (size_t)B * 4 * H;
     if (T <= 0 || B <= 0) return 0;
 
-    /* ws: [dhr BH][dc BH][c0 zeros BH][masked: kept dhr rows BH] */
+    /* ws: [dhr BH][dc BH][c0 zeros BH][kept dhr rows BH][small batch: packed W_hh] */
     REAL *dhr = ws, *dc = ws + BH, *zc0 = ws + 2 * BH, *keep = ws + 3 * BH;
+    REAL *wpack = NULL;
+    if (B <= CLSTM_SMALL_BATCH) {   /* W_hh (4H, H) = the transpose of w_hh_t, packed */
+        wpack = ws + 4 * BH;
+        SFX(pack_panels)(4 * H, H, w_hh_t, 1, 4 * (size_t)H, wpack);
+    }
     if (dhn) memcpy(dhr, dhn, BH * sizeof(REAL)); else memset(dhr, 0, BH * sizeof(REAL));
     if (dcn) memcpy(dc, dcn, BH * sizeof(REAL)); else memset(dc, 0, BH * sizeof(REAL));
     if (!c0) { memset(zc0, 0, BH * sizeof(REAL)); c0 = zc0; }
@@ -199,7 +213,11 @@ int SFX(clstm_lstm_backward)(const clstm_blas *blas, int T, int B, int I, int H,
                            dhr, dc, m);
         if (m) SFX(keep_skipped)(B, H, m, dhr, keep, 0);
         /* dL/dh_{t-1} through the recurrence: dG_t (B, 4H) W_hh (4H, H) */
-        SFX(gemm_rm)(blas, 'N', 'T', B, H, 4 * H, 1, Gt, 4 * H, w_hh_t, 4 * H, 0, dhr, H);
+        if (wpack) {
+            memset(dhr, 0, BH * sizeof(REAL));
+            SFX(panel_gemm)(B, 4 * H, H, Gt, 4 * H, wpack, dhr, H);
+        } else
+            SFX(gemm_rm)(blas, 'N', 'T', B, H, 4 * H, 1, Gt, 4 * H, w_hh_t, 4 * H, 0, dhr, H);
         if (m) SFX(keep_skipped)(B, H, m, dhr, keep, 1);
     }
     memcpy(dh0, dhr, BH * sizeof(REAL));

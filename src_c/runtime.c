@@ -57,10 +57,14 @@ size_t clstm_forward_workspace(int T, int B, int H, int train, int masked)
         n += 2 * BH + (size_t)clstm_forward_chunk(T, B, H) * B * 4 * H;  /* c, G chunk */
         if (masked) n += 2 * BH;    /* h states, apart from the zeroed outputs */
     }
+    if (B <= CLSTM_SMALL_BATCH) n += CLSTM_PACKED_SIZE(H, 4 * H);  /* packed W_hh^T */
     return n;
 }
 
 size_t clstm_backward_workspace(int B, int H, int masked)
 {
-    return (3 + (masked ? 1 : 0)) * (size_t)B * H;
+    (void)masked;  /* the kept-rows buffer is always reserved: it precedes the packed W */
+    size_t n = 4 * (size_t)B * H;
+    if (B <= CLSTM_SMALL_BATCH) n += CLSTM_PACKED_SIZE(4 * H, H);  /* packed W_hh */
+    return n;
 }
