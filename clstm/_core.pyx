@@ -31,6 +31,13 @@ cdef extern from "clstm.h" nogil:
     void clstm_tanh_array_f64(size_t n, const double *x, double *y)
     size_t clstm_forward_workspace(int T, int B, int H, int train, int masked)
     size_t clstm_backward_workspace(int B, int H, int masked)
+    size_t clstm_step_workspace(int B, int H)
+    int clstm_lstm_step_f32(const clstm_blas *blas, int B, int I, int H, const float *x,
+        const float *w_ih_t, const float *w_hh_t, const float *b_ih, const float *b_hh,
+        const float *h, const float *c, float *h_out, float *c_out, float *ws)
+    int clstm_lstm_step_f64(const clstm_blas *blas, int B, int I, int H, const double *x,
+        const double *w_ih_t, const double *w_hh_t, const double *b_ih, const double *b_hh,
+        const double *h, const double *c, double *h_out, double *c_out, double *ws)
     int clstm_lstm_forward_f32(const clstm_blas *blas, int T, int B, int I, int H,
         int reverse, const float *x, const float *w_ih_t, const float *w_hh_t,
         const float *bias, const float *h0, const float *c0, const unsigned char *mask,
@@ -163,6 +170,73 @@ def backward(cnp.ndarray x, cnp.ndarray w_ih_t, cnp.ndarray w_hh_t, h0, c0, mask
                 <double *>pdhn, <double *>pdcn, <double *>pdx, dx_beta, <double *>pdh0,
                 <double *>pdc0, <double *>pdwi, <double *>pdwh, <double *>pdb, <double *>ws)
         free(ws)
+
+
+cdef inline bint _fits(object a, int typenum, int ndim, Py_ssize_t d0, Py_ssize_t d1,
+                      Py_ssize_t d2, bint write):
+    """a is an ndarray of typenum, C-contiguous, of shape (d0, d1[, d2])."""
+    if not cnp.PyArray_CheckExact(a):
+        return False
+    cdef cnp.ndarray arr = <cnp.ndarray>a
+    if cnp.PyArray_TYPE(arr) != typenum or cnp.PyArray_NDIM(arr) != ndim or \
+            not cnp.PyArray_IS_C_CONTIGUOUS(arr) or (write and not cnp.PyArray_ISWRITEABLE(arr)):
+        return False
+    if arr.shape[0] != d0 or arr.shape[1] != d1 or (ndim == 3 and arr.shape[2] != d2):
+        return False
+    return True
+
+
+def step(x, tuple layers, h, c, h_out, c_out, int typenum, int I, int H):
+    """One time step through a stack of unidirectional layers, if every array
+    fits: x (B, I); h, c (L, B, H) in; h_out, c_out (L, B, H) out, writeable
+    (may be h and c); all of dtype `typenum`, C-contiguous.  layers: per
+    layer (w_ih_t (I_k, 4H), w_hh_t (H, 4H), b_ih or None, b_hh or None),
+    the LSTM's own arrays.  Layer k's input is layer k-1's new h.  Returns
+    False, doing nothing, when an array does not fit (the caller converts
+    and calls again), True when done."""
+    cdef int L = <int>len(layers)
+    if not cnp.PyArray_CheckExact(x) or cnp.PyArray_NDIM(<cnp.ndarray>x) != 2:
+        return False
+    cdef Py_ssize_t B = (<cnp.ndarray>x).shape[0]
+    if not (_fits(x, typenum, 2, B, I, 0, False) and _fits(h, typenum, 3, L, B, H, False)
+            and _fits(c, typenum, 3, L, B, H, False) and _fits(h_out, typenum, 3, L, B, H, True)
+            and _fits(c_out, typenum, 3, L, B, H, True)):
+        return False
+    cdef bint f32 = typenum == cnp.NPY_FLOAT32
+    cdef size_t BH = <size_t>B * H
+    # small steps use this stack buffer: step() with out= allocates nothing
+    cdef double stack_ws[2048]
+    cdef size_t nws = clstm_step_workspace(<int>B, H) * (4 if f32 else 8)
+    cdef void *ws = <void *>stack_ws if nws <= sizeof(stack_ws) else _workspace(nws, 1)
+    cdef char *px
+    cdef char *pwi
+    cdef char *pwh
+    cdef char *pbi
+    cdef char *pbh
+    cdef char *ph
+    cdef char *pc
+    cdef char *pho
+    cdef char *pco
+    cdef int k, Ik
+    for k in range(L):
+        w_ih_t, w_hh_t, b_ih, b_hh = layers[k]
+        px = _ptr(x) if k == 0 else _ptr(h_out, (k - 1) * BH)
+        Ik = I if k == 0 else H
+        pwi, pwh, pbi, pbh = _ptr(w_ih_t), _ptr(w_hh_t), _ptr(b_ih), _ptr(b_hh)
+        ph, pc = _ptr(h, k * BH), _ptr(c, k * BH)
+        pho, pco = _ptr(h_out, k * BH), _ptr(c_out, k * BH)
+        with nogil:
+            if f32:
+                clstm_lstm_step_f32(&_blas, <int>B, Ik, H, <float *>px, <float *>pwi,
+                    <float *>pwh, <float *>pbi, <float *>pbh, <float *>ph, <float *>pc,
+                    <float *>pho, <float *>pco, <float *>ws)
+            else:
+                clstm_lstm_step_f64(&_blas, <int>B, Ik, H, <double *>px, <double *>pwi,
+                    <double *>pwh, <double *>pbi, <double *>pbh, <double *>ph, <double *>pc,
+                    <double *>pho, <double *>pco, <double *>ws)
+    if ws != <void *>stack_ws:
+        free(ws)
+    return True
 
 
 def set_num_threads(int n):

@@ -41,6 +41,7 @@ class LSTM:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
         self.dropout = float(dropout)
         self.dtype = resolve_dtype(dtype)
+        self._typenum = self.dtype.num
         check_blas_dims(1, 1, self.input_size, self.hidden_size)
         self._rng = np.random.default_rng(seed)
         self._params = OrderedDict()   # name -> array in PyTorch's shape (a view)
@@ -259,6 +260,87 @@ class LSTM:
         self.__dict__["_cache"] = cache
         # no dropout after the last layer, as in PyTorch
         return self._output(layers[-1]["y"], batched), self._state_out(hn, cn, batched)
+
+    def step(self, x, state=None, out=None):
+        """One time step of online inference (a unidirectional LSTM).
+
+        x: (B, input_size), or (input_size,) for one sequence.
+        state: (h, c), each (num_layers, B, H) (unbatched: (num_layers, H)),
+        or None for zeros.  out: optional (h, c) arrays of that shape, C-contiguous
+        in the LSTM's dtype, that receive the new state (they may be `state`
+        itself): then nothing is allocated.  Returns (y_t, (h, c)): y_t (B, H),
+        the last layer's output, is a view of the new h.
+        """
+        if self.bidirectional:
+            raise ValueError("step() runs one time step forward; a bidirectional LSTM needs "
+                             "the whole sequence: use forward()")
+        if type(state) is tuple and type(out) is tuple and len(state) == 2 and len(out) == 2:
+            # fast path: the core checks every array and runs, or declines
+            if _core.step(x, self._step_layers(), state[0], state[1], out[0], out[1],
+                          self._typenum, self.input_size, self.hidden_size):
+                return out[0][-1], out
+        return self._step_slow(x, state, out)
+
+    def _step_slow(self, x, state, out):
+        """step() for inputs that need checking, converting or allocating."""
+        x = np.asarray(x)
+        if x.dtype.kind != "f":
+            raise TypeError(f"x must be a floating-point array, got dtype {x.dtype}")
+        if x.ndim not in (1, 2):
+            raise ValueError(f"x must be (B, {self.input_size}) or ({self.input_size},), "
+                             f"got shape {x.shape}")
+        batched = x.ndim == 2
+        x = np.ascontiguousarray(x if batched else x.reshape(1, -1), dtype=self.dtype)
+        B = x.shape[0]
+        if x.shape[1] != self.input_size:
+            raise ValueError(f"x has {x.shape[1]} features, this LSTM was built for "
+                             f"input_size={self.input_size}")
+        shape = (self.num_layers, B, self.hidden_size)
+        if state is None:
+            h = c = np.zeros(shape, self.dtype)
+        else:
+            h, c = self._step_state(state, "state", shape, batched, out=False)
+        if out is None:
+            h_out, c_out = np.empty(shape, self.dtype), np.empty(shape, self.dtype)
+        else:
+            h_out, c_out = self._step_state(out, "out", shape, batched, out=True)
+        done = _core.step(x, self._step_layers(), h, c, h_out, c_out, self._typenum,
+                          self.input_size, self.hidden_size)
+        assert done, "step(): arrays prepared for the core did not fit it"
+        if not batched:
+            h_out, c_out = h_out[:, 0], c_out[:, 0]
+        return h_out[-1], (h_out, c_out)
+
+    def _step_layers(self):
+        """Per layer, the core's arrays (w_ih_t, w_hh_t, b_ih, b_hh): the same
+        buffers for the LSTM's life (assignment copies into them)."""
+        layers = self.__dict__.get("_step_layers_cache")
+        if layers is None:
+            a = self._core_arrays
+            layers = tuple((a[f"weight_ih_l{k}"], a[f"weight_hh_l{k}"], a.get(f"bias_ih_l{k}"),
+                            a.get(f"bias_hh_l{k}")) for k in range(self.num_layers))
+            self.__dict__["_step_layers_cache"] = layers
+        return layers
+
+    def _step_state(self, pair, name, shape, batched, out):
+        """The (h, c) of step() as (L, B, H) arrays of our dtype; `out` pairs
+        must already be C-contiguous arrays of our dtype (written in place)."""
+        if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+            raise TypeError(f"{name} must be a tuple (h, c), got {type(pair).__name__}")
+        user_shape = shape if batched else (shape[0], shape[2])
+        res = []
+        for part, a in zip("hc", pair):
+            if out:
+                if not (isinstance(a, np.ndarray) and a.dtype == self.dtype and
+                        a.flags.c_contiguous and a.flags.writeable):
+                    raise TypeError(f"{name} {part} must be a writeable C-contiguous "
+                                    f"{self.dtype} array")
+            else:
+                a = as_real(a, f"{name} {part}", self.dtype)
+            if a.shape != user_shape:
+                raise ValueError(f"{name} {part} must have shape {user_shape}, got {a.shape}")
+            res.append(a if batched else a.reshape(shape))
+        return res
 
     def _output(self, y, batched):
         if not batched:

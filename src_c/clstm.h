@@ -48,6 +48,7 @@ size_t clstm_forward_workspace(int T, int B, int H, int train, int masked);
 /* Steps whose input projections the inference path computes in one GEMM. */
 int clstm_forward_chunk(int T, int B, int H);
 size_t clstm_backward_workspace(int B, int H, int masked);
+size_t clstm_step_workspace(int B, int H);
 
 #define CLSTM_DECLARE(REAL, SFX)                                                   \
 /* Forward over T steps.                                                        \
@@ -82,7 +83,15 @@ int clstm_lstm_backward_##SFX(const clstm_blas *blas, int T, int B, int In, int 
     const REAL *y, int ldy, REAL *gates, const REAL *cs, const REAL *hs,        \
     const REAL *dy, int lddy, const REAL *dhn, const REAL *dcn,                 \
     REAL *dx, REAL dx_beta, REAL *dh0, REAL *dc0,                               \
-    REAL *dw_ih_t, REAL *dw_hh_t, REAL *db, REAL *ws);
+    REAL *dw_ih_t, REAL *dw_hh_t, REAL *db, REAL *ws);                          \
+/* One time step of online inference: x (B, In), h, c (B, H) -> h_out, c_out  \
+ * (B, H), which may be h and c themselves.  w_ih_t, w_hh_t as for forward;    \
+ * b_ih, b_hh (4H), either NULL.  ws: clstm_step_workspace elements.  No       \
+ * allocation, no BLAS call for small weights and batches.  Returns 0. */      \
+int clstm_lstm_step_##SFX(const clstm_blas *blas, int B, int In, int H,         \
+    const REAL *x, const REAL *w_ih_t, const REAL *w_hh_t, const REAL *b_ih,    \
+    const REAL *b_hh, const REAL *h, const REAL *c, REAL *h_out, REAL *c_out,   \
+    REAL *ws);
 
 CLSTM_DECLARE(float, f32)
 CLSTM_DECLARE(double, f64)

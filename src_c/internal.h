@@ -19,6 +19,10 @@
  * packed into panels once per call); larger ones a BLAS GEMM per step. */
 #define CLSTM_SMALL_BATCH 8
 
+/* A step() product whose weights have at most this many elements uses the
+ * unpacked small kernel (they stay in L1/L2 from step to step). */
+#define CLSTM_STEP_SMALL_WEIGHTS (64 * 1024)
+
 /* Elements of a (K, N) matrix packed into panels (recurrent_template.h),
  * for either dtype (float's 32-wide panels bound double's 16-wide ones). */
 #define CLSTM_PACKED_SIZE(K, N) ((size_t)(((N) + 31) / 32) * 32 * (size_t)(K))
@@ -28,6 +32,10 @@
 /* Batches up to this size take the core's own recurrent kernel (weights
  * packed into panels once per call); larger ones a BLAS GEMM per step. */
 #define CLSTM_SMALL_BATCH 8
+
+/* A step() product whose weights have at most this many elements uses the
+ * unpacked small kernel (they stay in L1/L2 from step to step). */
+#define CLSTM_STEP_SMALL_WEIGHTS (64 * 1024)
 
 /* Elements of a (K, N) matrix packed into panels (recurrent_template.h),
  * for either dtype (float's 32-wide panels bound double's 16-wide ones). */

@@ -252,3 +252,32 @@ int SFX(clstm_lstm_backward)(const clstm_blas *blas, int T, int B, int I, int H,
     }
     return 0;
 }
+
+/* C (B, N) += A (B, K) W (K, N): the step's products, by the unpacked small
+ * kernel where W is small and the batch is, else by BLAS. */
+static void SFX(step_product)(const clstm_blas *blas, int B, int K, int N, const REAL *A,
+                              const REAL *W, REAL *C)
+{
+    if (B <= CLSTM_SMALL_BATCH && (size_t)K * N <= CLSTM_STEP_SMALL_WEIGHTS)
+        SFX(small_gemm)(B, K, N, A, K, W, C, N);
+    else
+        SFX(gemm_rm)(blas, 'N', 'N', B, N, K, 1, A, K, W, N, 1, C, N);
+}
+
+int SFX(clstm_lstm_step)(const clstm_blas *blas, int B, int I, int H, const REAL *x,
+    const REAL *w_ih_t, const REAL *w_hh_t, const REAL *b_ih, const REAL *b_hh,
+    const REAL *h, const REAL *c, REAL *h_out, REAL *c_out, REAL *ws)
+{
+    const size_t BH = (size_t)B * H, G4 = 4 * (size_t)H;
+    if (B <= 0) return 0;
+    /* ws: [G (B, 4H)][bias 4H][c_t (B, H)]: c_t apart, so c_out may be c */
+    REAL *G = ws, *bias = ws + B * G4, *ct = bias + G4;
+    for (size_t j = 0; j < G4; j++) bias[j] = (b_ih ? b_ih[j] : 0) + (b_hh ? b_hh[j] : 0);
+    memset(G, 0, B * G4 * sizeof(REAL));
+    SFX(step_product)(blas, B, I, 4 * H, x, w_ih_t, G);
+    SFX(step_product)(blas, B, H, 4 * H, h, w_hh_t, G);
+    /* h is read only by the product above, so h_out may be h */
+    SFX(step_forward)(B, H, G, bias, c, ct, NULL, H, h_out, H, h_out, H, NULL);
+    memcpy(c_out, ct, BH * sizeof(REAL));
+    return 0;
+}

@@ -68,3 +68,8 @@ size_t clstm_backward_workspace(int B, int H, int masked)
     if (B <= CLSTM_SMALL_BATCH) n += CLSTM_PACKED_SIZE(4 * H, H);  /* packed W_hh */
     return n;
 }
+
+size_t clstm_step_workspace(int B, int H)
+{
+    return ((size_t)B * 4 + 4 + B) * H;
+}
