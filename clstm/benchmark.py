@@ -536,7 +536,39 @@ def scaling_targets(results):
     return out
 
 
-def evaluate_targets(results, dtype, skip_reason):
+STEP_SHAPE = (1, 8, 32)        # B, I, H of the streaming target
+STEP_BAR_US = 2.0
+
+
+def step_timings(settings):
+    """Median seconds per call of clstm's LSTM.step (with out= buffers) and,
+    when importable, torch.nn.LSTMCell, interleaved, float32."""
+    B, I, H = STEP_SHAPE
+    lstm = clstm.LSTM(I, H, seed=0)
+    x = np.random.default_rng(0).standard_normal((B, I)).astype(np.float32)
+    state = (np.zeros((1, B, H), np.float32), np.zeros((1, B, H), np.float32))
+    fns = {"clstm": lambda: lstm.step(x, state, out=state)}
+    if torch is not None:
+        cell = torch.nn.LSTMCell(I, H)
+        tx, th = torch.from_numpy(x), (torch.zeros(B, H), torch.zeros(B, H))
+
+        def torch_step():
+            with torch.inference_mode():
+                cell(tx, th)
+        fns["torch"] = torch_step
+    return time_interleaved(fns, settings)[0]
+
+
+def step_target(step):
+    if step is None:
+        return None
+    us = step["clstm"] * 1e6
+    other = f" (torch LSTMCell {step['torch'] * 1e6:.2f} us)" if "torch" in step else ""
+    return Outcome(f"step() B,I,H={STEP_SHAPE}: us per call", f"{us:.2f} us{other}",
+                   f"<= {STEP_BAR_US:.2f}", "PASS" if us <= STEP_BAR_US else "MISS")
+
+
+def evaluate_targets(results, dtype, skip_reason, step=None):
     """The issue's targets at TARGET_THREADS threads (None if not run)."""
     if TARGET_THREADS not in results:
         return None
@@ -549,7 +581,8 @@ def evaluate_targets(results, dtype, skip_reason):
         out += [ratio_target(res, c, "fwd+bwd", "torch", bar, skip_reason) for c, bar in FWDBWD_VS_TORCH.items()]
     else:
         out += [ratio_target(res, c, m, "torch", 1.0, skip_reason) for c in CASES for m in MODES]
-    return out + scaling_targets(results)
+    step_outcome = step_target(step)
+    return out + scaling_targets(results) + ([step_outcome] if step_outcome else [])
 
 
 # ------------------------------------------------------------------ report ---
@@ -665,8 +698,13 @@ def main(argv=None, prog="python bench/compare.py"):
     except Disagreement as exc:
         print(f"\nABORT: the libraries disagree, timings would be meaningless:\n  {exc}", file=sys.stderr)
         return 2
+    step = None
+    if settings.dtype == np.float32:
+        set_threads(TARGET_THREADS)
+        step = step_timings(settings)
+        print("  step(): " + ", ".join(f"{k} {v * 1e6:.2f} us" for k, v in step.items()))
     print(f"total {time.perf_counter() - t0:.0f} s")
-    targets = evaluate_targets(results, settings.dtype, skip_reason)
+    targets = evaluate_targets(results, settings.dtype, skip_reason, step)
     sections = report_sections(results, settings, targets, notes)
     env = environment()
     print_report(sections, env, command)
