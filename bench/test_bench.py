@@ -88,13 +88,6 @@ def test_torch_forward(benchmark, torch, shape):
 
 @pytest.mark.parametrize("shape", SHAPES, ids=SHAPE_IDS)
 def test_torch_forward_backward(benchmark, torch, shape):
+    from clstm.benchmark import torch_fwdbwd
     model, (x, dy) = torch_model(torch, shape), inputs(shape)
-    xt, dyt = torch.from_numpy(x), torch.from_numpy(dy)
-    params = list(model.parameters())
-
-    def step():
-        for p in params:
-            p.grad = None
-        y, _ = model(xt)
-        y.backward(dyt)
-    run(benchmark, shape, "fwd+bwd", step)
+    run(benchmark, shape, "fwd+bwd", torch_fwdbwd(model, x, dy))

@@ -237,15 +237,9 @@ class MeanAbsoluteError(Loss):
         return values, (np.sign(d) * yp.dtype.type(1.0 / yp.shape[-1]) if need_grad else None)
 
 
-class BinaryCrossentropy(Loss):
-    """Mean over the last axis of ``-(t log p + (1-t) log(1-p))``.
-
-    Probabilities are clipped to ``[1e-7, 1-1e-7]`` (zero gradient where clipped);
-    with ``from_logits`` the exact ``max(x,0) - x t + log(1 + exp(-|x|))`` is used.
-    ``label_smoothing`` s maps t to ``t (1 - s) + s / 2``.
-    """
-
-    _default_name = "binary_crossentropy"
+class _SmoothedCrossentropy(Loss):
+    """The constructor and config that binary and categorical crossentropy
+    share: from_logits, label_smoothing, axis."""
 
     def __init__(self, from_logits=False, label_smoothing=0.0, axis=-1,
                  reduction="sum_over_batch_size", name=None, dtype=None):
@@ -257,6 +251,18 @@ class BinaryCrossentropy(Loss):
     def _own_config(self):
         return {"from_logits": self.from_logits, "label_smoothing": self.label_smoothing,
                 "axis": self.axis}
+
+
+class BinaryCrossentropy(_SmoothedCrossentropy):
+    """Mean over the last axis of ``-(t log p + (1-t) log(1-p))``.
+
+    Probabilities are clipped to ``[1e-7, 1-1e-7]`` (zero gradient where clipped);
+    with ``from_logits`` the exact ``max(x,0) - x t + log(1 + exp(-|x|))`` is used.
+    ``label_smoothing`` s maps t to ``t (1 - s) + s / 2``.
+    """
+
+    _default_name = "binary_crossentropy"
+
 
     def _entries(self, yt, yp, valid, need_grad=True):
         dt = yp.dtype.type
@@ -296,7 +302,7 @@ def _categorical(loss, t, yp, need_grad):
     return values, (gp - np.sum(gp * p, axis=-1, keepdims=True)) / s
 
 
-class CategoricalCrossentropy(Loss):
+class CategoricalCrossentropy(_SmoothedCrossentropy):
     """``-sum(t * log p, axis=-1)`` with one-hot (or soft) targets ``t`` of
     y_pred's shape.  On probabilities, ``p = clip(y_pred / sum(y_pred), 1e-7,
     1-1e-7)``; with ``from_logits``, ``log p = log_softmax(y_pred)``.
@@ -305,16 +311,6 @@ class CategoricalCrossentropy(Loss):
 
     _default_name = "categorical_crossentropy"
 
-    def __init__(self, from_logits=False, label_smoothing=0.0, axis=-1,
-                 reduction="sum_over_batch_size", name=None, dtype=None):
-        super().__init__(reduction=reduction, name=name, dtype=dtype)
-        self.from_logits = bool(from_logits)
-        self.label_smoothing = _check_unit_float("label_smoothing", label_smoothing)
-        self.axis = _check_axis(axis)
-
-    def _own_config(self):
-        return {"from_logits": self.from_logits, "label_smoothing": self.label_smoothing,
-                "axis": self.axis}
 
     def _standardize(self, y_true, y_pred):
         yt = _real_array(y_true, "y_true")
