@@ -174,12 +174,13 @@ def backward(cnp.ndarray x, cnp.ndarray w_ih_t, cnp.ndarray w_hh_t, h0, c0, mask
 
 cdef inline bint _fits(object a, int typenum, int ndim, Py_ssize_t d0, Py_ssize_t d1,
                       Py_ssize_t d2, bint write):
-    """a is an ndarray of typenum, C-contiguous, of shape (d0, d1[, d2])."""
+    """a is an ndarray of typenum, C-contiguous and aligned, of shape (d0, d1[, d2])."""
     if not cnp.PyArray_CheckExact(a):
         return False
     cdef cnp.ndarray arr = <cnp.ndarray>a
     if cnp.PyArray_TYPE(arr) != typenum or cnp.PyArray_NDIM(arr) != ndim or \
-            not cnp.PyArray_IS_C_CONTIGUOUS(arr) or (write and not cnp.PyArray_ISWRITEABLE(arr)):
+            not cnp.PyArray_IS_C_CONTIGUOUS(arr) or not cnp.PyArray_ISALIGNED(arr) or \
+            (write and not cnp.PyArray_ISWRITEABLE(arr)):
         return False
     if arr.shape[0] != d0 or arr.shape[1] != d1 or (ndim == 3 and arr.shape[2] != d2):
         return False

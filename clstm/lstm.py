@@ -165,12 +165,13 @@ class LSTM:
         return self._seq_major(x, x.ndim == 3), x.ndim == 3
 
     def _seq_major(self, a, batched):
-        """A user-layout sequence array as contiguous (T, B, F) of our dtype."""
+        """A user-layout sequence array as contiguous, aligned (T, B, F) of
+        our dtype (np.ascontiguousarray alone would pass an unaligned buffer)."""
         if not batched:
             a = a[:, None, :]
         elif self.batch_first:
             a = a.transpose(1, 0, 2)
-        return np.ascontiguousarray(a, dtype=self.dtype)
+        return np.require(a, dtype=self.dtype, requirements=["C", "A"])
 
     def _states(self, hx, B, batched, name0="h0", name1="c0"):
         if hx is None:
@@ -290,7 +291,8 @@ class LSTM:
             raise ValueError(f"x must be (B, {self.input_size}) or ({self.input_size},), "
                              f"got shape {x.shape}")
         batched = x.ndim == 2
-        x = np.ascontiguousarray(x if batched else x.reshape(1, -1), dtype=self.dtype)
+        x = np.require(x if batched else x.reshape(1, -1), dtype=self.dtype,
+                       requirements=["C", "A"])
         B = x.shape[0]
         if x.shape[1] != self.input_size:
             raise ValueError(f"x has {x.shape[1]} features, this LSTM was built for "
@@ -332,8 +334,8 @@ class LSTM:
         for part, a in zip("hc", pair):
             if out:
                 if not (isinstance(a, np.ndarray) and a.dtype == self.dtype and
-                        a.flags.c_contiguous and a.flags.writeable):
-                    raise TypeError(f"{name} {part} must be a writeable C-contiguous "
+                        a.flags.c_contiguous and a.flags.aligned and a.flags.writeable):
+                    raise TypeError(f"{name} {part} must be a writeable, aligned, C-contiguous "
                                     f"{self.dtype} array")
             else:
                 a = as_real(a, f"{name} {part}", self.dtype)

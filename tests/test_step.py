@@ -72,7 +72,7 @@ def test_step_errors():
         lstm.step(np.zeros((3, 4), int))
     with pytest.raises(ValueError, match=r"state h must have shape \(2, 3, 5\), got \(1, 3, 5\)"):
         lstm.step(np.zeros((3, 4)), (h[:1], h))
-    with pytest.raises(TypeError, match="out c must be a writeable C-contiguous float32"):
+    with pytest.raises(TypeError, match="out c must be a writeable, aligned, C-contiguous float32"):
         lstm.step(np.zeros((3, 4)), (h, h), out=(h.copy(), np.zeros((2, 3, 5))))
     ro = h.copy()
     ro.flags.writeable = False
@@ -80,3 +80,26 @@ def test_step_errors():
         lstm.step(np.zeros((3, 4)), (h, h), out=(ro, h.copy()))
     with pytest.raises(TypeError, match=r"state must be a tuple \(h, c\)"):
         lstm.step(np.zeros((3, 4)), h)
+
+
+def _unaligned(shape):
+    raw = np.zeros(1 + 4 * int(np.prod(shape)), np.uint8)
+    a = np.frombuffer(raw.data, np.float32, int(np.prod(shape)), offset=1).reshape(shape)
+    assert not a.flags.aligned
+    return a
+
+
+def test_unaligned_arrays_are_copied_or_refused():
+    lstm = clstm.LSTM(4, 5, seed=0)
+    x = np.random.default_rng(0).standard_normal((3, 4)).astype(np.float32)
+    ux = _unaligned((3, 4))
+    ux[...] = x
+    want, _ = lstm.step(x)
+    got, _ = lstm.step(ux)                          # the slow path copies it aligned
+    np.testing.assert_array_equal(got, want)
+    seq = _unaligned((2, 3, 4))
+    y, _ = lstm(seq)                                # forward copies it aligned
+    np.testing.assert_array_equal(y, lstm(np.array(seq))[0])
+    h = np.zeros((1, 3, 5), np.float32)
+    with pytest.raises(TypeError, match="out h must be a writeable, aligned"):
+        lstm.step(x, (h, h), out=(_unaligned((1, 3, 5)), h.copy()))
