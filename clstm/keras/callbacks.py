@@ -60,9 +60,10 @@ def _mode(mode, monitor):
 
 
 def _improves(mode, current, reference, min_delta):
+    """Better than reference by more than min_delta (Keras's rule)."""
     if mode == "min":
-        return current - min_delta < reference
-    return current + min_delta > reference
+        return current + min_delta < reference
+    return current - min_delta > reference
 
 
 class EarlyStopping(Callback):

@@ -216,3 +216,22 @@ def test_model_checkpoint_and_initial_epoch(tmp_path):
                                      save_best_only=True, save_weights_only=True)
     model.fit(x, y, epochs=2, verbose=0, callbacks=[best])
     assert (tmp_path / "best.clstm").exists()
+
+
+def test_early_stopping_min_delta_needs_a_real_improvement():
+    es = callbacks.EarlyStopping(monitor="loss", min_delta=0.1, patience=1)
+
+    class Model:
+        stop_training = False
+
+    es.set_model(Model())
+    es.on_train_begin()
+    for epoch, loss in enumerate([1.0, 0.95, 0.93]):     # better, but by less than 0.1
+        es.on_epoch_end(epoch, {"loss": loss})
+    assert es.model.stop_training and es.best == 1.0
+    es = callbacks.EarlyStopping(monitor="acc", min_delta=0.1, patience=1)
+    es.set_model(Model())
+    es.on_train_begin()
+    for epoch, acc in enumerate([0.5, 0.7, 0.85]):       # better by more than 0.1 each time
+        es.on_epoch_end(epoch, {"acc": acc})
+    assert not es.model.stop_training and es.best == 0.85
