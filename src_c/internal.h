@@ -16,8 +16,11 @@
 #define CLSTM_CLONES
 #define CLSTM_HAVE_CLONES 0
 /* Batches up to this size take the core's own recurrent kernel (weights
- * packed into panels once per call); larger ones a BLAS GEMM per step. */
-#define CLSTM_SMALL_BATCH 8
+ * packed into panels once per call); larger ones a BLAS GEMM per step.
+ * Measured (bench/RESULTS.md): for B = 1 it halves (50,1,256,256)'s forward
+ * against OpenBLAS's per-step call; at B = 8 OpenBLAS was 10-40% faster on
+ * (60,8,1,50), so the kernel stops at 1 until its multi-row path wins. */
+#define CLSTM_SMALL_BATCH 1
 
 /* A step() product whose weights have at most this many elements uses the
  * unpacked small kernel (they stay in L1/L2 from step to step). */
@@ -30,8 +33,11 @@
 #endif
 
 /* Batches up to this size take the core's own recurrent kernel (weights
- * packed into panels once per call); larger ones a BLAS GEMM per step. */
-#define CLSTM_SMALL_BATCH 8
+ * packed into panels once per call); larger ones a BLAS GEMM per step.
+ * Measured (bench/RESULTS.md): for B = 1 it halves (50,1,256,256)'s forward
+ * against OpenBLAS's per-step call; at B = 8 OpenBLAS was 10-40% faster on
+ * (60,8,1,50), so the kernel stops at 1 until its multi-row path wins. */
+#define CLSTM_SMALL_BATCH 1
 
 /* A step() product whose weights have at most this many elements uses the
  * unpacked small kernel (they stay in L1/L2 from step to step). */
