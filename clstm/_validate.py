@@ -20,14 +20,26 @@ def resolve_dtype(dtype):
     return dt
 
 
+def asarray(a, name):
+    """np.asarray(a), with NumPy's error for ragged nested sequences re-raised
+    naming the argument."""
+    try:
+        return np.asarray(a)
+    except ValueError as e:
+        raise ValueError(f"{name} must be an array (a regular nested sequence), got a "
+                         f"{type(a).__name__} that is not one: {e}") from None
+
+
 def as_real(a, name, dtype):
-    """`a` as a C-contiguous array of `dtype` (a copy only where needed).
-    Float input of another precision is converted; integer, bool, complex
-    and object input is refused rather than silently cast."""
-    arr = np.asarray(a)
+    """`a` as a C-contiguous, aligned array of `dtype` (a copy only where
+    needed: np.ascontiguousarray alone passes unaligned buffers through, and
+    C may not read floats from them).  Float input of another precision is
+    converted; integer, bool, complex and object input is refused rather
+    than silently cast."""
+    arr = asarray(a, name)
     if arr.dtype.kind != "f":
         raise TypeError(f"{name} must be a floating-point array, got dtype {arr.dtype}")
-    return np.ascontiguousarray(arr, dtype=dtype)
+    return np.require(arr, dtype=dtype, requirements=["C", "A"])
 
 
 def positive_int(value, name, minimum=1):
@@ -60,7 +72,7 @@ def check_shape(arr, name, shape):
 def as_mask(mask, shape, name="mask"):
     """A step mask as a C-contiguous uint8 array of `shape`: nonzero (True)
     marks a real step, 0 a step to skip."""
-    m = np.asarray(mask)
+    m = asarray(mask, name)
     if m.dtype.kind not in "biuf":
         raise TypeError(f"{name} must be a boolean array, got dtype {m.dtype}")
     if m.shape != tuple(shape):

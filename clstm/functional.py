@@ -16,7 +16,8 @@ converted to it.
 import numpy as np
 
 from . import _core
-from ._validate import as_mask, as_real, check_blas_dims, check_shape, resolve_dtype
+from ._validate import (as_mask, as_real, asarray, check_blas_dims, check_shape,
+                        resolve_dtype)
 
 
 class LSTMCache:
@@ -33,7 +34,7 @@ class LSTMCache:
 
 
 def _float_array(a, name):
-    arr = np.asarray(a)
+    arr = asarray(a, name)
     if arr.dtype.kind != "f":
         raise TypeError(f"{name} must be a floating-point array, got dtype {arr.dtype}")
     return arr
@@ -43,6 +44,9 @@ def _weights(weight_ih, weight_hh, bias_ih, bias_hh):
     """dtype, I, H, the transposed weights (I, 4H), (H, 4H) C-contiguous (one
     copy at most), and the summed bias or None."""
     w_ih = _float_array(weight_ih, "weight_ih")
+    if w_ih.dtype.itemsize > 8:
+        raise TypeError(f"weight_ih must be float16, float32 or float64 (it sets the dtype), "
+                        f"got dtype {w_ih.dtype}")
     dtype = resolve_dtype(w_ih.dtype if w_ih.dtype.itemsize >= 4 else np.float32)
     if w_ih.ndim != 2 or w_ih.shape[0] % 4 or w_ih.shape[0] == 0 or w_ih.shape[1] == 0:
         raise ValueError(f"weight_ih must have shape (4*hidden_size, input_size), got {w_ih.shape}")
@@ -50,13 +54,15 @@ def _weights(weight_ih, weight_hh, bias_ih, bias_hh):
     w_hh = check_shape(_float_array(weight_hh, "weight_hh"), "weight_hh", (4 * H, H))
     bias = None
     if (bias_ih is None) != (bias_hh is None):
-        raise ValueError("give both bias_ih and bias_hh, or neither")
+        given = "bias_ih" if bias_hh is None else "bias_hh"
+        raise ValueError(f"give both bias_ih and bias_hh, or neither; got only {given}")
     if bias_ih is not None:
         b_ih = check_shape(as_real(bias_ih, "bias_ih", dtype), "bias_ih", (4 * H,))
         b_hh = check_shape(as_real(bias_hh, "bias_hh", dtype), "bias_hh", (4 * H,))
         bias = b_ih + b_hh
-    return (dtype, I, H, np.ascontiguousarray(w_ih.T, dtype=dtype),
-            np.ascontiguousarray(w_hh.T, dtype=dtype), bias)
+    # np.require, not ascontiguousarray: C must not get an unaligned buffer
+    return (dtype, I, H, np.require(w_ih.T, dtype, ["C", "A"]),
+            np.require(w_hh.T, dtype, ["C", "A"]), bias)
 
 
 def _state(a, name, dtype, B, H):
@@ -76,13 +82,14 @@ def lstm_forward(x, weight_ih, weight_hh, bias_ih=None, bias_hh=None, h0=None, c
     cache for lstm_backward.
     """
     dtype, I, H, w_ih_t, w_hh_t, bias = _weights(weight_ih, weight_hh, bias_ih, bias_hh)
-    x = as_real(x, "x", dtype)
+    x = _float_array(x, "x")
     if x.ndim != 3:
         raise ValueError(f"x must be 3-D (T, B, {I}), got shape {x.shape}")
     if x.shape[2] != I:
         raise ValueError(f"x has {x.shape[2]} features, weight_ih was built for input_size={I}")
     T, B = x.shape[0], x.shape[1]
-    check_blas_dims(T, B, I, H)
+    check_blas_dims(T, B, I, H)      # before the copy below: it may be huge
+    x = as_real(x, "x", dtype)
     h0 = _state(h0, "h0", dtype, B, H)
     c0 = _state(c0, "c0", dtype, B, H)
     mask = None if mask is None else as_mask(mask, (T, B))
@@ -133,6 +140,7 @@ def lstm_backward(cache, dy, dh_n=None, dc_n=None):
     dw_ih_t = np.empty((I, 4 * H), dtype)
     dw_hh_t = np.empty((H, 4 * H), dtype)
     db = np.empty(4 * H, dtype) if cache.has_bias else None
+    cache.used = True
     if T == 0 or B == 0:
         dx[...] = 0
         dh0[...] = 0 if dh_n is None else dh_n
@@ -142,7 +150,6 @@ def lstm_backward(cache, dy, dh_n=None, dc_n=None):
         if db is not None:
             db[...] = 0
     else:
-        cache.used = True
         _core.backward(x, w_ih_t, w_hh_t, cache.h0, cache.c0, cache.mask, y, 0, cache.reverse,
                        cache.gates, cache.cs, cache.hs, dy, 0, dh_n, dc_n, dx, 0.0, dh0, dc0,
                        dw_ih_t, dw_hh_t, db)

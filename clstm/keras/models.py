@@ -10,12 +10,27 @@ from . import utils
 from .layers import get as layer_class
 from .layers.base import Layer, batch_chunks
 from .progress import Progress, format_logs
+from .._validate import asarray, positive_int
+
+
+def _batch_size(batch_size):
+    """32 by default; else an int >= 1 (a 0 or negative size looped forever)."""
+    return 32 if batch_size is None else positive_int(batch_size, "batch_size")
+
+
+def _verbose(verbose):
+    if verbose == "auto":
+        return 1
+    if isinstance(verbose, (bool, np.bool_)) or not isinstance(verbose, (int, np.integer)) \
+            or verbose not in (0, 1, 2):
+        raise ValueError(f"verbose must be 0, 1, 2 or 'auto', got {verbose!r}")
+    return int(verbose)
 
 
 def _as_array(a, name):
     if a is None:
         raise ValueError(f"{name} is required")
-    arr = np.asarray(a)
+    arr = asarray(a, name)
     if arr.dtype.kind not in "fiub":
         raise TypeError(f"{name} must be a numeric array, got dtype {arr.dtype}")
     if arr.ndim == 0:
@@ -154,9 +169,20 @@ class Sequential:
         loss stops training (TerminateOnNaN is always on)."""
         self._check_compiled()
         x, y = self._check_xy(x, y)
-        batch_size = 32 if batch_size is None else int(batch_size)
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        batch_size = _batch_size(batch_size)
+        epochs = positive_int(epochs, "epochs", minimum=0)
+        initial_epoch = positive_int(initial_epoch, "initial_epoch", minimum=0)
+        verbose = _verbose(verbose)
+        if validation_data is not None and (not isinstance(validation_data, (tuple, list))
+                                            or len(validation_data) != 2):
+            got = (f"a {type(validation_data).__name__} of length {len(validation_data)}"
+                   if isinstance(validation_data, (tuple, list))
+                   else type(validation_data).__name__)
+            raise ValueError(f"validation_data must be a tuple (x_val, y_val), got {got}")
+        if isinstance(validation_split, (bool, np.bool_)) or \
+                not isinstance(validation_split, (int, float, np.integer, np.floating)):
+            raise TypeError(f"validation_split must be a float in (0, 1), got "
+                            f"{validation_split!r}")
         if validation_data is None and validation_split:
             if not 0 < validation_split < 1:
                 raise ValueError(f"validation_split must be in (0, 1), got {validation_split}")
@@ -164,7 +190,6 @@ class Sequential:
             x, y, validation_data = x[:split], y[:split], (x[split:], y[split:])
         if len(x) == 0:
             raise ValueError("no training samples")
-        verbose = 1 if verbose == "auto" else int(verbose)
         history = callbacks_module.History()
         cbs = list(callbacks or [])
         if not any(isinstance(c, callbacks_module.TerminateOnNaN) for c in cbs):
@@ -228,7 +253,7 @@ class Sequential:
         """Outputs for x, computed in batches of batch_size (default 32)."""
         x = _as_array(x, "x")
         self._ensure_built(x)
-        batch_size = 32 if batch_size is None else int(batch_size)
+        batch_size = _batch_size(batch_size)
         outs = [self._forward(x[a:b], training=False)[0] for a, b in batch_chunks(len(x), batch_size)]
         if not outs:
             return np.zeros((0,) + self.output_shape[1:], np.float32)
@@ -242,7 +267,7 @@ class Sequential:
         compiled with metrics, or a dict with return_dict=True."""
         self._check_compiled()
         x, y = self._check_xy(x, y)
-        batch_size = 32 if batch_size is None else int(batch_size)
+        batch_size = _batch_size(batch_size)
         for m in self.metrics:
             m.reset_state()
         total = 0.0

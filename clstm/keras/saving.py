@@ -10,7 +10,9 @@ file beside the target and renames it over the target, so an interrupted
 save leaves the previous file intact."""
 import hashlib
 import json
+import math
 import os
+import struct
 import tempfile
 import zipfile
 
@@ -22,6 +24,13 @@ VERSION = 1
 _HEADER = "__clstm__"
 _MAX_HEADER_BYTES = 16 << 20
 _MAX_ARRAYS = 100_000
+
+
+# What zipfile and numpy's .npy reader raise on damaged bytes: besides
+# BadZipFile, a flipped bit can ask for an unsupported zip version or
+# compression (NotImplementedError) or mark a member encrypted (RuntimeError).
+_ZIP_ERRORS = (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError,
+               RuntimeError, struct.error)
 
 
 class ModelFileError(ValueError):
@@ -68,56 +77,93 @@ def _write(path, fmt, weights, extra):
     _atomic_savez(path, arrays)
 
 
+def _npy_header(zf, info, where):
+    """(shape, dtype) from the .npy header of a zip member, read without
+    reading (or allocating for) the data; only stored (uncompressed) members,
+    as np.savez writes them, so that no size can exceed the file's."""
+    if info.compress_type != zipfile.ZIP_STORED:
+        raise ModelFileError(f"{where}: member {info.filename} is compressed; clstm files "
+                             f"are not")
+    with zf.open(info) as f:
+        version = np.lib.format.read_magic(f)
+        if version == (1, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+        elif version in ((2, 0), (3, 0)):
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+        else:
+            raise ModelFileError(f"{where}: member {info.filename} has .npy version {version}")
+    if fortran or dtype.hasobject:
+        raise ModelFileError(f"{where}: member {info.filename} is not a plain C-order array")
+    return tuple(shape), dtype
+
+
+def _read_member(zf, info, where, shape, dtype, file_size):
+    """The array of a member whose .npy header must say `shape` and `dtype`;
+    its size is checked against the member and the file before reading."""
+    got_shape, got_dtype = _npy_header(zf, info, where)
+    if got_shape != shape or got_dtype != dtype:
+        raise ModelFileError(f"{where}: {info.filename} is {got_shape} {got_dtype}, "
+                             f"the header says {shape} {dtype}")
+    nbytes = math.prod(shape) * dtype.itemsize          # Python ints: no overflow
+    if nbytes > info.file_size or info.compress_size > file_size:
+        raise ModelFileError(f"{where}: {info.filename} is truncated or claims "
+                             f"{nbytes} bytes in a file of {file_size}")
+    with zf.open(info) as f:
+        return np.lib.format.read_array(f, allow_pickle=False)
+
+
 def _read(path, fmt):
     """(header, weights) from a file written by _write, fully checked."""
     path = os.fspath(path)
     where = f"{path!r}"
     try:
         zf = zipfile.ZipFile(path)
+        file_size = os.path.getsize(path)
     except FileNotFoundError:
         raise
-    except (zipfile.BadZipFile, OSError) as e:
+    except _ZIP_ERRORS as e:
         raise ModelFileError(f"{where} is not a clstm model file (not a readable zip/npz "
                              f"archive: {e})") from None
     with zf:
-        members = {i.filename: i for i in zf.infolist()}
-        if _HEADER + ".npy" not in members:
-            raise ModelFileError(f"{where} is not a clstm model file (no {_HEADER} header)")
-        if members[_HEADER + ".npy"].file_size > _MAX_HEADER_BYTES:
-            raise ModelFileError(f"{where}: header too large")
         try:
-            with np.load(path, allow_pickle=False) as npz:
-                raw = npz[_HEADER]
-                header = json.loads(raw.tobytes().decode())
-                if not isinstance(header, dict) or header.get("format") != fmt:
-                    raise ModelFileError(f"{where} is not a {fmt} file "
-                                         f"(format {header.get('format')!r})")
-                if header.get("version") != VERSION:
-                    raise ModelFileError(f"{where} has format version "
-                                         f"{header.get('version')!r}; this clstm reads "
-                                         f"version {VERSION}")
-                specs = header.get("weights")
-                if not isinstance(specs, list) or len(specs) > _MAX_ARRAYS:
-                    raise ModelFileError(f"{where}: bad weight list in the header")
-                weights = []
-                for i, spec in enumerate(specs):
-                    name = f"w{i}.npy"
-                    shape, dtype = tuple(spec["shape"]), np.dtype(spec["dtype"])
-                    if dtype.kind not in "fiu" or any(
-                            not isinstance(d, int) or d < 0 for d in shape):
-                        raise ModelFileError(f"{where}: bad spec for weight {i}: {spec}")
-                    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-                    if name not in members or members[name].file_size < nbytes:
-                        raise ModelFileError(f"{where}: weight {i} is missing or truncated")
-                    w = npz[f"w{i}"]
-                    if w.shape != shape or w.dtype != dtype:
-                        raise ModelFileError(f"{where}: weight {i} is {w.shape} {w.dtype}, "
-                                             f"the header says {shape} {dtype}")
-                    weights.append(w)
+            members = {i.filename: i for i in zf.infolist()}
+            if _HEADER + ".npy" not in members:
+                raise ModelFileError(f"{where} is not a clstm model file (no {_HEADER} header)")
+            info = members[_HEADER + ".npy"]
+            hshape, hdtype = _npy_header(zf, info, where)
+            if hdtype != np.uint8 or len(hshape) != 1 or hshape[0] > _MAX_HEADER_BYTES:
+                raise ModelFileError(f"{where}: bad header ({hshape} {hdtype}, at most "
+                                     f"{_MAX_HEADER_BYTES} bytes of uint8)")
+            raw = _read_member(zf, info, where, hshape, hdtype, file_size)
+            header = json.loads(raw.tobytes().decode())
+            if not isinstance(header, dict) or header.get("format") != fmt:
+                got = header.get("format") if isinstance(header, dict) else type(header).__name__
+                raise ModelFileError(f"{where} is not a {fmt} file (format {got!r})")
+            version = header.get("version")
+            if type(version) is not int or version != VERSION:
+                raise ModelFileError(f"{where} has format version {version!r}; this clstm "
+                                     f"reads version {VERSION}")
+            specs = header.get("weights")
+            if not isinstance(specs, list) or len(specs) > _MAX_ARRAYS:
+                raise ModelFileError(f"{where}: bad weight list in the header")
+            parsed, total = [], 0
+            for i, spec in enumerate(specs):
+                if not isinstance(spec, dict) or not isinstance(spec.get("shape"), list) \
+                        or not isinstance(spec.get("dtype"), str):
+                    raise ModelFileError(f"{where}: bad spec for weight {i}: {spec!r:.200}")
+                shape, dtype = tuple(spec["shape"]), np.dtype(spec["dtype"])
+                if dtype.kind not in "fiu" or any(type(d) is not int or d < 0 for d in shape):
+                    raise ModelFileError(f"{where}: bad spec for weight {i}: {spec!r:.200}")
+                name = f"w{i}.npy"
+                total += math.prod(shape) * dtype.itemsize
+                if name not in members or total > file_size:
+                    raise ModelFileError(f"{where}: weight {i} is missing or truncated")
+                parsed.append((members[name], shape, dtype))
+            weights = [_read_member(zf, m, where, shape, dtype, file_size)
+                       for m, shape, dtype in parsed]
         except ModelFileError:
             raise
-        except (ValueError, KeyError, TypeError, zipfile.BadZipFile, EOFError, OSError,
-                UnicodeDecodeError, json.JSONDecodeError) as e:
+        except _ZIP_ERRORS + (KeyError, TypeError, RecursionError) as e:
             raise ModelFileError(f"{where} is corrupted or not a clstm model file: "
                                  f"{type(e).__name__}: {e}") from None
     if _digest(weights) != header.get("sha256"):
@@ -137,17 +183,42 @@ def save_model(model, filepath):
 def load_model(filepath, compile=True):
     """A Sequential model from a file written by model.save(); refuses
     foreign, truncated or corrupted files with ModelFileError (a ValueError)."""
+    from .layers import base
     from .models import Sequential
     header, weights = _read(filepath, FORMAT)
+    where = repr(os.fspath(filepath))
+    shapes = iter([w.shape for w in weights])
+
+    def guard(layer, name, shape):
+        """Every weight the stored config creates must be the next one in the
+        file, checked before it is allocated: a config cannot ask for more
+        memory than the file holds."""
+        want = next(shapes, None)
+        if want != tuple(shape):
+            raise ModelFileError(f"{where}: the stored config makes weight {layer.name}/{name} "
+                                 f"of shape {tuple(shape)}, the file holds "
+                                 f"{'none' if want is None else want}")
+
+    token = base.WEIGHT_GUARD.set(guard)
     try:
         model = Sequential.from_config(header["config"])
         model.set_weights(weights)
-    except (KeyError, TypeError, ValueError) as e:
-        raise ModelFileError(f"{os.fspath(filepath)!r}: the stored model does not rebuild: "
-                             f"{e}") from None
+    except ModelFileError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError, RecursionError) as e:
+        raise ModelFileError(f"{where}: the stored model does not rebuild: "
+                             f"{type(e).__name__}: {e}") from None
+    finally:
+        base.WEIGHT_GUARD.reset(token)
     comp = header.get("compile")
     if compile and comp:
-        _restore_compile(model, comp)
+        try:
+            _restore_compile(model, comp)
+        except ModelFileError:
+            raise
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
+            raise ModelFileError(f"{where}: the stored compile settings do not load: "
+                                 f"{type(e).__name__}: {e}") from None
     return model
 
 

@@ -5,6 +5,7 @@ Shapes given to and returned by build / compute_output_shape exclude the
 batch dimension; arrays include it.  A layer computes in the float type
 that clstm.keras.backend.floatx() named when it was created (float32 by
 default)."""
+import contextvars
 import itertools
 from collections import OrderedDict
 
@@ -12,6 +13,9 @@ import numpy as np
 
 from .. import backend, initializers
 _name_counters = {}
+# While a model file loads: a check (layer, name, shape) run before each weight
+# is allocated (clstm.keras.saving bounds the config by the file this way).
+WEIGHT_GUARD = contextvars.ContextVar("clstm_keras_weight_guard", default=None)
 
 
 def _unique_name(base):
@@ -40,11 +44,20 @@ class Layer:
         if input_dim is not None and input_shape is None:
             input_shape = (input_dim,)
         if batch_input_shape is not None:
+            batch_input_shape = _shape(batch_input_shape, "batch_input_shape")
+            if not batch_input_shape:
+                raise ValueError("batch_input_shape must be (batch_size, ...), got ()")
             batch_size, input_shape = batch_input_shape[0], batch_input_shape[1:]
-        self.input_shape_arg = None if input_shape is None else tuple(input_shape)
+        self.input_shape_arg = None if input_shape is None else _shape(input_shape, "input_shape")
+        if batch_size is not None:
+            from ..._validate import positive_int
+            batch_size = positive_int(batch_size, "batch_size")
         self.batch_size = batch_size
         self.trainable = bool(trainable)
-        self.dtype = backend.dtype() if dtype is None else np.dtype(dtype)
+        try:
+            self.dtype = backend.dtype() if dtype is None else np.dtype(dtype)
+        except TypeError:
+            raise TypeError(f"layers compute in float32 or float64, got dtype={dtype!r}") from None
         if self.dtype not in (np.float32, np.float64):
             raise ValueError(f"layers compute in float32 or float64, got dtype={dtype!r}")
         self.built = False
@@ -55,6 +68,9 @@ class Layer:
     # ---- weights ------------------------------------------------------------
 
     def add_weight(self, name, shape, initializer):
+        guard = WEIGHT_GUARD.get()
+        if guard is not None:
+            guard(self, name, tuple(shape))
         value = initializers.get(initializer)(tuple(shape))
         self._weights[name] = np.ascontiguousarray(value, dtype=self.dtype)
         return self._weights[name]
@@ -155,13 +171,32 @@ class Layer:
         return f"<{type(self).__name__} name={self.name!r}>"
 
 
+def _shape(shape, what):
+    """A shape without the batch axis: a tuple of ints >= 0 or None (any length)."""
+    if isinstance(shape, (int, np.integer)) and not isinstance(shape, (bool, np.bool_)):
+        shape = (shape,)
+    try:
+        dims = tuple(shape)
+    except TypeError:
+        raise TypeError(f"{what} must be a tuple of ints (or None), got {shape!r}") from None
+    for d in dims:
+        if d is None:
+            continue
+        if isinstance(d, (bool, np.bool_)) or not isinstance(d, (int, np.integer)):
+            raise TypeError(f"{what} must be a tuple of ints (or None), got {shape!r}")
+        if d < 0:
+            raise ValueError(f"{what} must have sizes >= 0, got {shape!r}")
+    return tuple(None if d is None else int(d) for d in dims)
+
+
 def as_float_input(x, name, dtype):
-    """C-contiguous in the layer's dtype; integer and bool input is converted
-    like Keras, complex and object refused."""
-    x = np.asarray(x)
+    """C-contiguous and aligned in the layer's dtype; integer and bool input is
+    converted like Keras, complex and object refused."""
+    from ..._validate import asarray
+    x = asarray(x, name)
     if x.dtype.kind not in "fiub":
         raise TypeError(f"{name} expects numeric input, got dtype {x.dtype}")
-    return np.ascontiguousarray(x, dtype=dtype)
+    return np.require(x, dtype, ["C", "A"])
 
 
 def batch_chunks(n, size):

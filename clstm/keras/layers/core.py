@@ -29,6 +29,20 @@ def _activation(name):
     return key
 
 
+def _called(layer, attr):
+    if getattr(layer, attr, None) is None:
+        raise RuntimeError(f"{layer.name}.backward needs a call(...) first")
+
+
+def _checked_dy(layer, dy, shape):
+    """dy as an array of the layer's dtype and of the output's shape."""
+    dy = as_float_input(dy, f"{layer.name}.backward: dy", layer.dtype)
+    if dy.shape != tuple(shape):
+        raise ValueError(f"{layer.name}.backward: dy must have the output's shape "
+                         f"{tuple(shape)}, got {dy.shape}")
+    return dy
+
+
 class Dense(Layer):
     """y = activation(x @ kernel + bias) over the last axis: (B, in) -> (B,
     units), and time-distributed on (B, T, in) -> (B, T, units).
@@ -45,8 +59,9 @@ class Dense(Layer):
         self.bias_initializer = bias_initializer
 
     def build(self, input_shape):
-        if len(input_shape) < 1:
-            raise ValueError(f"Dense needs inputs with a feature axis, got shape (batch,)")
+        if len(input_shape) < 1 or input_shape[-1] is None:
+            raise ValueError(f"Dense needs inputs with a known feature axis, got shape "
+                             f"(batch, {', '.join(map(str, input_shape))})")
         self.add_weight("kernel", (input_shape[-1], self.units), self.kernel_initializer)
         if self.use_bias:
             self.add_weight("bias", (self.units,), self.bias_initializer)
@@ -57,6 +72,10 @@ class Dense(Layer):
 
     def call(self, x, training=False, mask=None):
         x = as_float_input(x, self.name, self.dtype)
+        F = self._weights["kernel"].shape[0]
+        if x.ndim < 2 or x.shape[-1] != F:
+            raise ValueError(f"{self.name} expects inputs of shape (batch, ..., {F}), "
+                             f"got {x.shape}")
         z = x @ self._weights["kernel"]
         if self.use_bias:
             z += self._weights["bias"]
@@ -65,9 +84,12 @@ class Dense(Layer):
         return a
 
     def backward(self, dy):
+        _called(self, "_cache")
         x, a = self._cache
-        dz = _ACTIVATIONS[self.activation][1](np.asarray(dy, self.dtype), a)
-        x2, dz2 = x.reshape(-1, x.shape[-1]), dz.reshape(-1, self.units)
+        dy = _checked_dy(self, dy, a.shape)
+        dz = _ACTIVATIONS[self.activation][1](dy, a)
+        rows = int(np.prod(x.shape[:-1]))      # not -1: ambiguous when a size is 0
+        x2, dz2 = x.reshape(rows, x.shape[-1]), dz.reshape(rows, self.units)
         self.grads = {"kernel": x2.T @ dz2}
         if self.use_bias:
             self.grads["bias"] = dz2.sum(axis=0)
@@ -96,15 +118,23 @@ class Dropout(Layer):
     def call(self, x, training=False, mask=None):
         x = as_float_input(x, self.name, self.dtype)
         self._mask = None
+        self._shape = x.shape
         if not training or self.rate == 0:
             return x
-        shape = x.shape if self.noise_shape is None else tuple(
-            x.shape[i] if d is None else d for i, d in enumerate(self.noise_shape))
+        shape = x.shape
+        if self.noise_shape is not None:
+            ns = self.noise_shape
+            shape = tuple(x.shape[i] if d is None else d for i, d in enumerate(ns))
+            if len(ns) != x.ndim or any(d not in (1, n) for d, n in zip(shape, x.shape)):
+                raise ValueError(f"{self.name}: noise_shape {ns} does not fit inputs of shape "
+                                 f"{x.shape} (each entry None, 1 or the input's size)")
         keep = 1.0 - self.rate
         self._mask = ((utils.rng().random(shape) < keep) / keep).astype(self.dtype)
         return x * self._mask
 
     def backward(self, dy):
+        _called(self, "_shape")
+        dy = _checked_dy(self, dy, self._shape)
         self.grads = {}
         return dy if self._mask is None else dy * self._mask
 
@@ -143,18 +173,19 @@ class Embedding(Layer):
         return len(input_shape) == len(self.input_shape)     # indices: any length
 
     def _indices(self, x):
-        x = np.asarray(x)
+        from ..._validate import asarray
+        x = asarray(x, self.name)
         if x.dtype.kind == "f":
             if not np.all(np.isfinite(x)) or np.any(x != np.round(x)):
                 raise ValueError(f"{self.name} expects integer indices, got non-integral floats")
         elif x.dtype.kind not in "iu":
             raise TypeError(f"{self.name} expects integer indices, got dtype {x.dtype}")
-        idx = x.astype(np.int64)
-        if idx.size and (idx.min() < 0 or idx.max() >= self.input_dim):
-            bad = idx.min() if idx.min() < 0 else idx.max()
+        # the range is checked before the cast to int64, which would wrap huge values
+        if x.size and (x.min() < 0 or x.max() >= self.input_dim):
+            bad = x.min() if x.min() < 0 else x.max()
             raise ValueError(f"{self.name}: index {bad} is out of range for "
                              f"input_dim={self.input_dim} (valid: 0..{self.input_dim - 1})")
-        return idx
+        return x.astype(np.int64)
 
     def call(self, x, training=False, mask=None):
         idx = self._indices(x)
@@ -165,6 +196,8 @@ class Embedding(Layer):
         return (np.asarray(x) != 0) if self.mask_zero else None
 
     def backward(self, dy):
+        _called(self, "_idx")
+        dy = _checked_dy(self, dy, self._idx.shape + (self.output_dim,))
         g = np.zeros_like(self._weights["embeddings"])
         np.add.at(g, self._idx.reshape(-1), np.asarray(dy, self.dtype).reshape(-1, self.output_dim))
         self.grads = {"embeddings": g}

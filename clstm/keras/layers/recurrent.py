@@ -7,7 +7,7 @@ the layer's arrays directly: no copies, no per-call transposes."""
 import numpy as np
 
 from ... import _core
-from ..._validate import check_blas_dims, positive_int
+from ..._validate import as_mask, asarray, check_blas_dims, positive_int
 from .. import utils
 from .base import Layer, as_float_input
 
@@ -59,6 +59,9 @@ class LSTM(Layer):
             raise ValueError(f"LSTM expects inputs of shape (batch, timesteps, features), got "
                              f"(batch, {', '.join(map(str, input_shape))})")
         F, H = input_shape[1], self.units
+        if F is None:
+            raise ValueError(f"LSTM needs a known feature size, got input shape "
+                             f"(batch, {input_shape[0]}, None)")
         check_blas_dims(1, 1, F, H)
         self.add_weight("kernel", (F, 4 * H), self.kernel_initializer)
         self.add_weight("recurrent_kernel", (H, 4 * H), self.recurrent_initializer)
@@ -80,6 +83,11 @@ class LSTM(Layer):
 
     def _initial_state(self, B, initial_state):
         if initial_state is not None:
+            if not isinstance(initial_state, (tuple, list)) or len(initial_state) != 2:
+                got = (f"{type(initial_state).__name__} of length {len(initial_state)}"
+                       if isinstance(initial_state, (tuple, list))
+                       else type(initial_state).__name__)
+                raise ValueError(f"{self.name}: initial_state must be [h, c], got {got}")
             h0, c0 = (as_float_input(s, self.name, self.dtype) for s in initial_state)
             for s, n in ((h0, "h"), (c0, "c")):
                 if s.shape != (B, self.units):
@@ -96,10 +104,17 @@ class LSTM(Layer):
 
     def call(self, x, training=False, mask=None, initial_state=None):
         """x (B, T, F) -> output (see the class docstring)."""
-        x = as_float_input(x, self.name, self.dtype)
-        B, T, F = x.shape
+        xa = asarray(x, self.name)
+        if not self.built:
+            self.build(xa.shape[1:])
+        F0 = self._weights["kernel"].shape[0]
+        if xa.ndim != 3 or xa.shape[2] != F0:
+            raise ValueError(f"{self.name} expects inputs of shape (batch, timesteps, {F0}), "
+                             f"got {xa.shape}")
+        B, T, F = xa.shape
         H = self.units
-        check_blas_dims(T, B, F, H)
+        check_blas_dims(T, B, F, H)     # before the conversion: a view may be huge
+        x = as_float_input(xa, self.name, self.dtype)
         xt = np.ascontiguousarray(x.transpose(1, 0, 2))           # (T, B, F)
         drop = None
         if training and self.dropout > 0:
@@ -108,10 +123,7 @@ class LSTM(Layer):
             xt *= drop
         m = None
         if mask is not None:
-            m = np.asarray(mask)
-            if m.shape != (B, T):
-                raise ValueError(f"{self.name}: mask must have shape ({B}, {T}), got {m.shape}")
-            m = np.ascontiguousarray(m.T != 0, dtype=np.uint8)     # (T, B)
+            m = np.ascontiguousarray(as_mask(mask, (B, T), f"{self.name}: mask").T)  # (T, B)
         h0, c0 = self._initial_state(B, initial_state)
         w = self._weights
         y = np.empty((T, B, H), self.dtype)
@@ -142,20 +154,33 @@ class LSTM(Layer):
         if self._cache is None:
             raise RuntimeError(f"{self.name}.backward needs a call(..., training=True) first")
         xt, drop, m, h0, c0, y, gates, cs, hs = self._cache
-        self._cache = None
         T, B, F = xt.shape
         H = self.units
-        dy = np.asarray(dy, self.dtype)
-        dhn = None if dstates is None or dstates[0] is None else np.asarray(dstates[0], self.dtype)
-        dcn = None if dstates is None or dstates[1] is None else np.ascontiguousarray(
-            dstates[1], self.dtype)
+        # the shapes are checked here: C reads as many elements as (T, B, H) says
+        want = (B, T, H) if self.return_sequences else (B, H)
+        dy = as_float_input(dy, f"{self.name}.backward: dy", self.dtype)
+        if dy.shape != want:
+            raise ValueError(f"{self.name}.backward: dy must have the output's shape {want}, "
+                             f"got {dy.shape}")
+        if dstates is not None and (not isinstance(dstates, (tuple, list)) or len(dstates) != 2):
+            raise ValueError(f"{self.name}.backward: dstates must be (dh, dc), got "
+                             f"{type(dstates).__name__}")
+        ds = [None, None]
+        for k, what in enumerate(("dh", "dc")):
+            if dstates is not None and dstates[k] is not None:
+                ds[k] = as_float_input(dstates[k], f"{self.name}.backward: {what}", self.dtype)
+                if ds[k].shape != (B, H):
+                    raise ValueError(f"{self.name}.backward: {what} must have shape {(B, H)}, "
+                                     f"got {ds[k].shape}")
+        dhn, dcn = ds
+        self._cache = None
         if self.return_sequences:
             dY = dy.transpose(1, 0, 2)
             dY = np.ascontiguousarray(dY[::-1] if self.go_backwards else dY)
         else:
             dY = np.zeros((T, B, H), self.dtype)
             dhn = dy if dhn is None else dhn + dy
-        dhn = None if dhn is None else np.ascontiguousarray(dhn, self.dtype)
+        dhn = None if dhn is None else np.require(dhn, self.dtype, ["C", "A"])
         w = self._weights
         dx = np.empty((T, B, F), self.dtype)
         dh0, dc0 = np.empty((B, H), self.dtype), np.empty((B, H), self.dtype)
@@ -249,8 +274,15 @@ class Bidirectional(Layer):
         return (yf + yb) * self.dtype.type(0.5)
 
     def backward(self, dy):
+        if getattr(self, "_parts", None) is None:
+            raise RuntimeError(f"{self.name}.backward needs a call(..., training=True) first")
         yf, yb = self._parts
-        dy = np.asarray(dy, self.dtype)
+        H = yf.shape[-1]
+        want = yf.shape[:-1] + (2 * H,) if self.merge_mode == "concat" else yf.shape
+        dy = as_float_input(dy, f"{self.name}.backward: dy", self.dtype)
+        if dy.shape != want:
+            raise ValueError(f"{self.name}.backward: dy must have the output's shape {want}, "
+                             f"got {dy.shape}")
         if self.merge_mode == "concat":
             H = yf.shape[-1]
             dyf, dyb = dy[..., :H], dy[..., H:]
