@@ -10,6 +10,7 @@ import multiprocessing
 import os
 import signal
 import subprocess
+import tempfile
 import sys
 import time
 
@@ -20,10 +21,16 @@ import clstm
 from clstm.keras import Sequential, load_model, utils
 from clstm.keras.layers import LSTM, Dense
 
+# Children run away from the source tree: in a fresh clone its clstm/ has no
+# compiled extension and would shadow the installed package.
+CHILD_CWD = tempfile.gettempdir()
+
+
 _CHILD = r"""
 import io, os, sys, time
 import numpy as np
 from clstm.keras import load_model, saving
+
 path, stage = sys.argv[1], sys.argv[2]
 model = load_model(path)
 model.set_weights([w + 1 for w in model.get_weights()])     # the new version
@@ -103,7 +110,7 @@ def test_kill_9_at_each_stage_of_a_save_keeps_the_previous_file(saved, stage):
     before = path.read_bytes()
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1")
     child = subprocess.Popen([sys.executable, "-c", _CHILD, str(path), stage], env=env,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=CHILD_CWD)
     try:
         line = child.stdout.readline()
         assert line.strip() == f"AT {stage}", line + child.stderr.read()

@@ -5,6 +5,7 @@ than can be had raise MemoryError (not a crash); sizes that overflow a
 import json
 import os
 import subprocess
+import tempfile
 import sys
 
 import numpy as np
@@ -14,6 +15,11 @@ import clstm
 from clstm.keras.layers import LSTM as KerasLSTM
 
 SANITIZED = os.environ.get("CLSTM_SANITIZED") == "1"
+
+# Children run away from the source tree: in a fresh clone its clstm/ has no
+# compiled extension and would shadow the installed package.
+CHILD_CWD = tempfile.gettempdir()
+
 
 _LOOP = r"""
 import json, os, sys, time
@@ -86,7 +92,7 @@ def test_rss_flat_over_100k_forward_backward_calls():
     LSTM.step (in place and allocating), after 5,000 of
     warm-up: resident memory grows by less than 1 MB."""
     r = subprocess.run([sys.executable, "-c", _LOOP, "100000", "5000"], capture_output=True,
-                       text=True, timeout=300)
+                       text=True, cwd=CHILD_CWD, timeout=300)
     assert r.returncode == 0, r.stderr
     result = json.loads(r.stdout)
     print("\nmemory:", result)
@@ -95,6 +101,7 @@ def test_rss_flat_over_100k_forward_backward_calls():
 
 _OOM = r"""
 import resource, sys, numpy as np, clstm
+
 def vm():
     for line in open("/proc/self/status"):
         if line.startswith("VmSize:"):
@@ -126,7 +133,7 @@ def test_out_of_memory_is_a_memory_error():
     MemoryError (from NumPy or the core's workspace), never in a crash, and
     the model still computes correctly afterwards."""
     r = subprocess.run([sys.executable, "-c", _OOM], capture_output=True, text=True,
-                       timeout=120)
+                       cwd=CHILD_CWD, timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "MemoryError at T =" in r.stdout
 

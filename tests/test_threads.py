@@ -8,6 +8,7 @@ What is and is not thread-safe is stated in RELIABILITY.md ("Threads")."""
 import hashlib
 import os
 import subprocess
+import tempfile
 import sys
 import threading
 import time
@@ -22,6 +23,11 @@ from clstm.keras.layers import LSTM as KerasLSTM
 from clstm.keras.layers import Dense
 
 SANITIZED = os.environ.get("CLSTM_SANITIZED") == "1"
+
+
+# Children run away from the source tree: in a fresh clone its clstm/ has no
+# compiled extension and would shadow the installed package.
+CHILD_CWD = tempfile.gettempdir()
 
 
 @pytest.fixture
@@ -252,6 +258,7 @@ def test_keras_models_fit_in_separate_threads():
 
 _RUN = r"""
 import hashlib, sys, numpy as np, clstm
+
 clstm.set_num_threads(int(sys.argv[1]))
 rng = np.random.default_rng(0)
 h = hashlib.sha256()
@@ -280,7 +287,7 @@ def test_bitwise_repeatable_per_thread_count_and_close_across(tmp_path):
         for k in range(2):
             out = tmp_path / f"{n}-{k}.npz"
             r = subprocess.run([sys.executable, "-c", _RUN, str(n), str(out)],
-                               capture_output=True, text=True, timeout=120)
+                               capture_output=True, text=True, cwd=CHILD_CWD, timeout=120)
             assert r.returncode == 0, r.stderr
             runs[n, k] = (r.stdout.strip(), out)
     assert runs[1, 0][0] == runs[1, 1][0]
