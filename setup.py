@@ -65,7 +65,7 @@ ext = Extension(
     define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
     depends=["src_c/clstm.h", "src_c/internal.h", "src_c/vmath.h",
              "src_c/cell_template.h", "src_c/lstm_template.h",
-             "src_c/recurrent_template.h"],
+             "src_c/step_gemm_template.h", "src_c/tile_template.h"],
 )
 
 setup(

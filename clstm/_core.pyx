@@ -18,9 +18,13 @@ cdef extern from "clstm.h" nogil:
                                     int *, float *, int *, float *, float *, int *)
     ctypedef void (*clstm_dgemm_fn)(char *, char *, int *, int *, int *, double *, double *,
                                     int *, double *, int *, double *, double *, int *)
+    ctypedef int (*clstm_get_threads_fn)()
+    ctypedef void (*clstm_set_threads_fn)(int)
     ctypedef struct clstm_blas:
         clstm_sgemm_fn sgemm
         clstm_dgemm_fn dgemm
+        clstm_get_threads_fn get_threads
+        clstm_set_threads_fn set_threads
     void clstm_set_num_threads(int n)
     int clstm_get_num_threads()
     int clstm_has_openmp()
@@ -29,7 +33,7 @@ cdef extern from "clstm.h" nogil:
     void clstm_tanh_array_f32(size_t n, const float *x, float *y)
     void clstm_sigmoid_array_f64(size_t n, const double *x, double *y)
     void clstm_tanh_array_f64(size_t n, const double *x, double *y)
-    size_t clstm_forward_workspace(int T, int B, int H, int train, int masked)
+    size_t clstm_forward_workspace(int T, int B, int In, int H, int train, int masked)
     size_t clstm_backward_workspace(int B, int H, int masked)
     size_t clstm_step_workspace(int B, int H)
     int clstm_lstm_step_f32(const clstm_blas *blas, int B, int I, int H, const float *x,
@@ -64,6 +68,16 @@ cdef extern from "clstm.h" nogil:
 cdef clstm_blas _blas
 _blas.sgemm = <clstm_sgemm_fn>sgemm
 _blas.dgemm = <clstm_dgemm_fn>dgemm
+_blas.get_threads = NULL
+_blas.set_threads = NULL
+
+
+def set_blas_thread_functions(size_t get_threads, size_t set_threads):
+    """Addresses of the BLAS's int get_threads(void) and void set_threads(int)
+    (0 for unknown): the core holds the BLAS at 1 thread while its own
+    threads run GEMM slices."""
+    _blas.get_threads = <clstm_get_threads_fn>get_threads if get_threads and set_threads else NULL
+    _blas.set_threads = <clstm_set_threads_fn>set_threads if get_threads and set_threads else NULL
 
 
 cdef inline char *_ptr(object a, Py_ssize_t offset=0):
@@ -92,7 +106,7 @@ def forward(cnp.ndarray x, cnp.ndarray w_ih_t, cnp.ndarray w_hh_t, bias, h0, c0,
     cdef int T = <int>x.shape[0], B = <int>x.shape[1], I = <int>x.shape[2]
     cdef int H = <int>w_hh_t.shape[0], ldy = <int>y.shape[2]
     cdef int train = gates is not None
-    cdef size_t nws = clstm_forward_workspace(T, B, H, train, mask is not None)
+    cdef size_t nws = clstm_forward_workspace(T, B, I, H, train, mask is not None)
     cdef bint f32 = cnp.PyArray_TYPE(x) == cnp.NPY_FLOAT32
     cdef void *ws = _workspace(nws, 4 if f32 else 8)
     cdef char *px = _ptr(x)

@@ -92,4 +92,8 @@ def blas_info():
     return _blas.get("path"), config
 
 
+if "get" in _blas and "set" in _blas:
+    _core.set_blas_thread_functions(ctypes.cast(_blas["get"], ctypes.c_void_p).value,
+                                    ctypes.cast(_blas["set"], ctypes.c_void_p).value)
+
 _core.set_num_threads(default_threads())

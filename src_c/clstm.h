@@ -28,9 +28,17 @@ typedef void (*clstm_dgemm_fn)(char *transa, char *transb, int *m, int *n, int *
                                double *alpha, double *a, int *lda, double *b, int *ldb,
                                double *beta, double *c, int *ldc);
 
+/* get_threads/set_threads (either may be NULL): the BLAS's own thread count.
+ * The core runs its GEMMs from its own OpenMP threads, each on a slice, with
+ * the BLAS held at 1 thread meanwhile: a BLAS thread pool spinning beside the
+ * core's threads made 2 threads 5x slower than 1 on small shapes. */
+typedef int (*clstm_get_threads_fn)(void);
+typedef void (*clstm_set_threads_fn)(int n);
 typedef struct {
     clstm_sgemm_fn sgemm;
     clstm_dgemm_fn dgemm;
+    clstm_get_threads_fn get_threads;
+    clstm_set_threads_fn set_threads;
 } clstm_blas;
 
 /* Threads for the elementwise passes (OpenMP); the BLAS's own threads are
@@ -40,11 +48,17 @@ int clstm_get_num_threads(void);
 int clstm_has_openmp(void);
 /* Name of the SIMD clone the elementwise kernels dispatch to on this CPU. */
 const char *clstm_simd_level(void);
+/* y[i] = sigmoid(x[i]) / tanh(x[i]) for i < n, by the gate kernels' own
+ * vectorized functions (accuracy: a few ulp, tests/test_activations.py). */
+void clstm_sigmoid_array_f32(size_t n, const float *x, float *y);
+void clstm_tanh_array_f32(size_t n, const float *x, float *y);
+void clstm_sigmoid_array_f64(size_t n, const double *x, double *y);
+void clstm_tanh_array_f64(size_t n, const double *x, double *y);
 
 /* Workspace, in elements of the dtype, that clstm_lstm_forward needs:
  * train != 0 keeps all gates in the caller's `gates` array and needs less;
  * masked != 0 when a step mask is passed. */
-size_t clstm_forward_workspace(int T, int B, int H, int train, int masked);
+size_t clstm_forward_workspace(int T, int B, int In, int H, int train, int masked);
 /* Steps whose input projections the inference path computes in one GEMM. */
 int clstm_forward_chunk(int T, int B, int H);
 size_t clstm_backward_workspace(int B, int H, int masked);

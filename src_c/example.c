@@ -57,7 +57,7 @@ static void scalar_lstm(const double *x, const double *wi, const double *wh, con
         }
 }
 
-static clstm_blas blas = {NULL, naive_dgemm};
+static clstm_blas blas = {NULL, naive_dgemm, NULL, NULL};
 static double x[T * B * I], wi[I * 4 * H], wh[H * 4 * H], bias[4 * H], h0[B * H], c0[B * H];
 static double ry[T * B * H];
 
@@ -79,7 +79,7 @@ int main(void)
     for (int a = 0; a < 7; a++)
         for (size_t i = 0; i < sizes[a]; i++) arrays[a][i] = rnd();
 
-    double *ws = malloc(clstm_forward_workspace(T, B, H, 0, 0) * sizeof(double));
+    double *ws = malloc(clstm_forward_workspace(T, B, I, H, 0, 0) * sizeof(double));
     double *bws = malloc(clstm_backward_workspace(B, H, 0) * sizeof(double));
     double y[T * B * H], yref[T * B * H], hn[B * H], cn[B * H];
     clstm_lstm_forward_f64(&blas, T, B, I, H, 0, x, wi, wh, bias, h0, c0, NULL, y, H, hn, cn,

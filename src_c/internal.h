@@ -15,36 +15,27 @@
 #else
 #define CLSTM_CLONES
 #define CLSTM_HAVE_CLONES 0
-/* Batches up to this size take the core's own recurrent kernel (weights
- * packed into panels once per call); larger ones a BLAS GEMM per step.
- * Measured (bench/RESULTS.md): for B = 1 it halves (50,1,256,256)'s forward
- * against OpenBLAS's per-step call; at B = 8 OpenBLAS was 10-40% faster on
- * (60,8,1,50), so the kernel stops at 1 until its multi-row path wins. */
-#define CLSTM_SMALL_BATCH 1
-
-/* A step() product whose weights have at most this many elements uses the
- * unpacked small kernel (they stay in L1/L2 from step to step). */
-#define CLSTM_STEP_SMALL_WEIGHTS (64 * 1024)
-
-/* Elements of a (K, N) matrix packed into panels (recurrent_template.h),
- * for either dtype (float's 32-wide panels bound double's 16-wide ones). */
-#define CLSTM_PACKED_SIZE(K, N) ((size_t)(((N) + 31) / 32) * 32 * (size_t)(K))
-
 #endif
 
-/* Batches up to this size take the core's own recurrent kernel (weights
- * packed into panels once per call); larger ones a BLAS GEMM per step.
- * Measured (bench/RESULTS.md): for B = 1 it halves (50,1,256,256)'s forward
- * against OpenBLAS's per-step call; at B = 8 OpenBLAS was 10-40% faster on
- * (60,8,1,50), so the kernel stops at 1 until its multi-row path wins. */
-#define CLSTM_SMALL_BATCH 1
-
-/* A step() product whose weights have at most this many elements uses the
- * unpacked small kernel (they stay in L1/L2 from step to step). */
+/* A step() product with at most this many batch rows and weights of at most
+ * this many elements uses the unpacked small kernel (the weights stay in
+ * L1/L2 from call to call); others a BLAS call. */
+#define CLSTM_STEP_SMALL_BATCH 1
 #define CLSTM_STEP_SMALL_WEIGHTS (64 * 1024)
 
-/* Elements of a (K, N) matrix packed into panels (recurrent_template.h),
- * for either dtype (float's 32-wide panels bound double's 16-wide ones). */
-#define CLSTM_PACKED_SIZE(K, N) ((size_t)(((N) + 31) / 32) * 32 * (size_t)(K))
+/* Elements of a (K, 4H) gate matrix packed into unit-block panels
+ * (tile_template.h) at any SIMD width, for either dtype, plus 64 bytes of
+ * room to align it: float's 16-unit blocks bound the narrower ones. */
+#define CLSTM_GATE_SLACK 16
+#define CLSTM_GATE_PACKED(K, H) \
+    ((size_t)(((H) + 15) / 16) * 64 * (size_t)(K) + CLSTM_GATE_SLACK)
+
+/* A forward step below this many flops (8 B H^2) runs on one thread: a
+ * barrier per step costs about a microsecond on a shared 2-core machine. */
+#define CLSTM_THREAD_MIN_FLOPS (256.0 * 1024)
+
+/* The widest instruction set the tile kernels may use on this CPU:
+ * 4 (x86-64-v4, AVX-512), 3 (x86-64-v3, AVX2 + FMA) or 0 (baseline). */
+int clstm_isa_level(void);
 
 #endif

@@ -1,5 +1,9 @@
 /* float64 instance of the layer kernels. */
+#include <stdint.h>
 #include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 #include "internal.h"
 #include "vmath.h"
 

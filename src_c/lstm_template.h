@@ -13,7 +13,7 @@
  */
 
 #include "cell_template.h"
-#include "recurrent_template.h"
+#include "step_gemm_template.h"
 
 /* Row-major C (M, N) = alpha op(A) op(B) + beta C, through a column-major
  * BLAS by computing C^T = op(B)^T op(A)^T: swap the operands, keep the flags. */
@@ -30,6 +30,105 @@ static void SFX(gemm_rm)(const clstm_blas *blas, char ta, char tb, int M, int N,
     }
     blas->GEMM(&tb, &ta, &N, &M, &K, &alpha, (REAL *)B, &ldb, (REAL *)A, &lda,
                &beta, C, &ldc);
+}
+
+/* What one step of the forward pass reads and writes (tile_template.h). */
+typedef struct {
+    int H;
+    const REAL *hp; size_t ldhp;   /* h_{t-1} (B, ldhp), NULL for zeros */
+    REAL *G;                       /* (B, 4H): input projection + bias in; gates out */
+    const REAL *cp; REAL *c;       /* c_{t-1}, c_t (B, H) */
+    REAL *hs; size_t ldhs;         /* state h_t */
+    REAL *y; size_t ldy;           /* output h_t (0 where masked) */
+    const unsigned char *m;        /* step mask (B) or NULL */
+} SFX(step_io);
+
+/* The kernels at one SIMD width: blocks of vl hidden units. */
+typedef struct {
+    int vl;
+    int (*unit_blocks)(int H);
+    void (*pack_gates)(int K, int H, const REAL *src, int u0, int u1, REAL *dst);
+    void (*project)(int rows, int K, int H, const REAL *X, const REAL *Pih,
+                    const REAL *bias, REAL *G, int u0, int u1);
+    void (*step)(int B, const SFX(step_io) *s, const REAL *Phh, int u0, int u1);
+    void (*pack_units)(int H, const REAL *w_hh_t, int u0, int u1, REAL *dst);
+    void (*back_step)(int B, int H, const REAL *dG, const REAL *Pw, const unsigned char *m,
+                      REAL *dh, int u0, int u1);
+} SFX(kernels);
+
+#define KERNEL_TABLE(KS) \
+    { (int)(KVB / sizeof(REAL)), KS(unit_blocks), KS(pack_gates), KS(project), KS(step), KS(pack_units), KS(back_step) }
+
+#if CLSTM_HAVE_CLONES
+#define KVB 64
+#define KMR 6
+#define KATTR __attribute__((target("arch=x86-64-v4")))
+#define KSFX(n) SFX(n##_v4)
+#include "tile_template.h"
+static const SFX(kernels) SFX(kernels_v4) = KERNEL_TABLE(KSFX);
+#undef KVB
+#undef KMR
+#undef KATTR
+#undef KSFX
+#define KVB 32
+#define KMR 3
+#define KATTR __attribute__((target("arch=x86-64-v3")))
+#define KSFX(n) SFX(n##_v3)
+#include "tile_template.h"
+static const SFX(kernels) SFX(kernels_v3) = KERNEL_TABLE(KSFX);
+#undef KVB
+#undef KMR
+#undef KATTR
+#undef KSFX
+#endif
+/* the compiler's own target: baseline in a portable build, everything in a
+ * native one (CLSTM_NATIVE, where this is the only instance) */
+#if defined(__AVX512F__)
+#define KVB 64
+#define KMR 6
+#elif defined(__AVX__)
+#define KVB 32
+#define KMR 3
+#else
+#define KVB 16
+#define KMR 2
+#endif
+#define KATTR
+#define KSFX(n) SFX(n##_base)
+#include "tile_template.h"
+static const SFX(kernels) SFX(kernels_base) = KERNEL_TABLE(KSFX);
+#undef KVB
+#undef KMR
+#undef KATTR
+#undef KSFX
+#undef KERNEL_TABLE
+
+static const SFX(kernels) *SFX(pick_kernels)(void)
+{
+#if CLSTM_HAVE_CLONES
+    switch (clstm_isa_level()) {
+    case 4: return &SFX(kernels_v4);
+    case 3: return &SFX(kernels_v3);
+    default: break;
+    }
+#endif
+    return &SFX(kernels_base);
+}
+
+/* Threads for one forward or backward call: none where a step's product is too small to
+ * pay for a barrier, never more than there are unit blocks. */
+static int SFX(forward_threads)(const SFX(kernels) *k, int B, int I, int H)
+{
+    int nt = clstm_get_num_threads();
+    const int nb = k->unit_blocks(H);
+    (void)I;
+    if ((double)B * H * 8.0 * H < CLSTM_THREAD_MIN_FLOPS) nt = 1;
+    return nt < nb ? nt : nb;
+}
+
+static REAL *SFX(align64)(REAL *p)
+{
+    return (REAL *)(((uintptr_t)p + 63) & ~(uintptr_t)63);
 }
 
 /* The per-step passes below run on the calling thread.  Forking an OpenMP
@@ -76,43 +175,73 @@ static void SFX(step_forward)(int B, int H, REAL *G, const REAL *bias,
     }
 }
 
-/* One backward step over the batch.
- * G (B, 4H) activated gates -> dG; c, cprev (B, H); dy (B, lddy);
- * dhr (B, H); dc (B, H) in/out; m (B) step mask or NULL: a skipped row's
- * dG is 0 and its dc, dhr pass through (the caller keeps dhr's rows). */
-static void SFX(step_backward)(int B, int H, REAL *G, const REAL *c, const REAL *cprev,
-                               const REAL *dy, int lddy, const REAL *dhr, REAL *dc,
-                               const unsigned char *m)
-{
-    for (int b = 0; b < B; b++) {
-        REAL *g = G + (size_t)b * 4 * H;
-        if (m && !m[b]) {
-            memset(g, 0, 4 * (size_t)H * sizeof(REAL));
-            continue;
-        }
-        size_t o = (size_t)b * H;
-        SFX(cell_backward)(H, g, g + H, g + 2 * (size_t)H, g + 3 * (size_t)H,
-                           c + o, cprev + o, dy + (size_t)b * lddy, dhr + o, dc + o);
-    }
-}
-
-/* Rows of dhr (B, H) of the masked-out sequences, saved to / restored from
- * keep (B, H) around the GEMM that overwrites dhr: through a skipped step
- * the gradient w.r.t. h passes unchanged. */
-static void SFX(keep_skipped)(int B, int H, const unsigned char *m, REAL *dhr, REAL *keep,
-                              int restore)
-{
-    for (int b = 0; b < B; b++)
-        if (!m[b]) {
-            REAL *d = dhr + (size_t)b * H, *k = keep + (size_t)b * H;
-            memcpy(restore ? d : k, restore ? k : d, (size_t)H * sizeof(REAL));
-        }
-}
-
 static void SFX(copy_rows)(int B, int H, const REAL *src, int lds, REAL *dst)
 {
     for (int b = 0; b < B; b++)
         memcpy(dst + (size_t)b * H, src + (size_t)b * lds, (size_t)H * sizeof(REAL));
+}
+
+/* The forward pass: one OpenMP region for the whole sequence.  Each thread
+ * owns a range of unit blocks (tile_template.h): it packs its slice of the
+ * weights, computes its columns of the input projections chunk by chunk and,
+ * per step, its units' gates and cell update; the threads meet once per step,
+ * because the next step reads all of h_t.  No BLAS call, so no BLAS threads
+ * spin beside ours. */
+typedef struct {
+    const SFX(kernels) *k;
+    int T, B, I, H, reverse, chunk, train;
+    const REAL *x, *w_ih_t, *w_hh_t, *bias, *h0, *c0;
+    const unsigned char *mask;
+    REAL *y; int ldy;
+    REAL *gates, *cs, *hs;          /* training: (T, B, 4H), (T, B, H), masked (T, B, H) */
+    REAL *cbuf, *hbuf, *gbuf;       /* inference: c and h ping-pong, G chunk */
+    REAL *pih, *phh;                /* packed W_ih^T, W_hh^T (64-byte aligned) */
+} SFX(fwd_job);
+
+static void SFX(forward_thread)(const SFX(fwd_job) *J, int tid, int nt)
+{
+    const SFX(kernels) *K = J->k;
+    const int T = J->T, B = J->B, I = J->I, H = J->H, train = J->train;
+    const size_t BH = (size_t)B * H, BG = 4 * BH;
+    const int nb = K->unit_blocks(H);
+    const int u0 = (int)((long)nb * tid / nt), u1 = (int)((long)nb * (tid + 1) / nt);
+    const int ldh = J->mask ? H : J->ldy;
+    K->pack_gates(I, H, J->w_ih_t, u0, u1, J->pih);
+    K->pack_gates(H, H, J->w_hh_t, u0, u1, J->phh);
+    /* Where step s keeps its hidden state h_t: without a mask the outputs y
+     * are the states; with one, skipped steps output 0 while the state
+     * carries on, so states live apart. */
+#define HSTATE(s, t) (!J->mask ? J->y + (size_t)(t) * B * J->ldy \
+                      : train ? J->hs + (size_t)(t) * BH : J->hbuf + ((s) & 1) * BH)
+    for (int s0 = 0; s0 < T; s0 += J->chunk) {
+        const int n = T - s0 < J->chunk ? T - s0 : J->chunk;
+        const int tlo = J->reverse ? T - s0 - n : s0;   /* the chunk's times: [tlo, tlo + n) */
+        REAL *gc = train ? J->gates + (size_t)tlo * BG : J->gbuf;
+        K->project(n * B, I, H, J->x + (size_t)tlo * B * I, J->pih, J->bias, gc, u0, u1);
+        for (int s = s0; s < s0 + n; s++) {
+            const int t = J->reverse ? T - 1 - s : s;
+            const int tp = J->reverse ? t + 1 : t - 1;   /* the step before, in time order */
+            SFX(step_io) io;
+            io.H = H;
+            io.hp = s == 0 ? J->h0 : HSTATE(s - 1, tp);
+            io.ldhp = s == 0 ? (size_t)H : (size_t)ldh;
+            io.G = gc + (size_t)(t - tlo) * BG;
+            io.cp = s == 0 ? J->c0 : train ? J->cs + (size_t)tp * BH : J->cbuf + ((s - 1) & 1) * BH;
+            io.c = train ? J->cs + (size_t)t * BH : J->cbuf + (s & 1) * BH;
+            io.hs = HSTATE(s, t);
+            io.ldhs = ldh;
+            io.y = J->y + (size_t)t * B * J->ldy;
+            io.ldy = J->ldy;
+            io.m = J->mask ? J->mask + (size_t)t * B : NULL;
+            K->step(B, &io, J->phh, u0, u1);
+#ifdef _OPENMP
+            if (nt > 1) {
+#pragma omp barrier
+            }
+#endif
+        }
+    }
+#undef HSTATE
 }
 
 int SFX(clstm_lstm_forward)(const clstm_blas *blas, int T, int B, int I, int H,
@@ -120,65 +249,143 @@ int SFX(clstm_lstm_forward)(const clstm_blas *blas, int T, int B, int I, int H,
     const REAL *bias, const REAL *h0, const REAL *c0, const unsigned char *mask,
     REAL *y, int ldy, REAL *hn, REAL *cn, REAL *gates, REAL *cs, REAL *hs, REAL *ws)
 {
+    (void)blas;
     const int train = gates != NULL;
     const size_t BH = (size_t)B * H, BG = (size_t)B * 4 * H;
     if (T <= 0 || B <= 0) return 0;
 
-    /* ws: [bias 4H][c0 zeros BH] + inference: [c ping-pong 2 BH]
-     * [masked: h ping-pong 2 BH][G chunk] */
-    REAL *zbias = ws;
-    REAL *zc0 = zbias + 4 * (size_t)H;
-    REAL *cbuf = zc0 + BH;
-    REAL *hbuf = cbuf + 2 * BH;
+    /* ws: [bias 4H][c0 zeros BH][packed W_ih^T][packed W_hh^T]
+     *     + inference: [c ping-pong 2 BH][G chunk][masked: h ping-pong 2 BH] */
+    SFX(fwd_job) J;
+    J.k = SFX(pick_kernels)();
+    J.T = T; J.B = B; J.I = I; J.H = H; J.reverse = reverse; J.train = train;
+    J.x = x; J.w_ih_t = w_ih_t; J.w_hh_t = w_hh_t; J.h0 = h0; J.mask = mask;
+    J.y = y; J.ldy = ldy; J.gates = gates; J.cs = cs; J.hs = hs;
+    REAL *zbias = ws, *zc0 = ws + 4 * (size_t)H;
     if (!bias) { memset(zbias, 0, 4 * (size_t)H * sizeof(REAL)); bias = zbias; }
     if (!c0) { memset(zc0, 0, BH * sizeof(REAL)); c0 = zc0; }
-    const int chunk = train ? T : clstm_forward_chunk(T, B, H);
-    REAL *gbuf = train ? gates : hbuf + (mask ? 2 * BH : 0);
-    /* small batches: W_hh^T (H, 4H) packed into panels after everything else */
-    REAL *wpack = NULL;
-    if (B <= CLSTM_SMALL_BATCH) {
-        wpack = train ? cbuf : gbuf + (size_t)chunk * BG;
-        SFX(pack_panels)(H, 4 * H, w_hh_t, 4 * (size_t)H, 1, wpack);
-    }
-    /* Where step s keeps its hidden state h_t, and the row stride there:
-     * without a mask the outputs y are the states; with one, skipped steps
-     * output 0 while the state carries on, so states live apart. */
-#define HSTATE(s, t) (!mask ? y + (size_t)(t) * B * ldy \
-                      : train ? hs + (size_t)(t) * BH : hbuf + ((s) & 1) * BH)
-    const int ldh = mask ? H : ldy;
+    J.bias = bias; J.c0 = c0;
+    /* the packed sizes are multiples of 64 elements: one alignment for both */
+    J.pih = SFX(align64)(zc0 + BH);
+    J.phh = J.pih + CLSTM_GATE_PACKED(I, H) - CLSTM_GATE_SLACK;
+    J.cbuf = J.phh + CLSTM_GATE_PACKED(H, H) - CLSTM_GATE_SLACK;
+    J.chunk = clstm_forward_chunk(T, B, H);
+    J.gbuf = J.cbuf + 2 * BH;
+    J.hbuf = J.gbuf + (size_t)J.chunk * BG;
 
-    for (int s0 = 0; s0 < T; s0 += chunk) {
-        const int n = T - s0 < chunk ? T - s0 : chunk;
-        /* the chunk's steps cover times [tlo, tlo + n) in either direction */
-        const int tlo = reverse ? T - s0 - n : s0;
-        if (!train || s0 == 0) {
-            const int rows = train ? T * B : n * B;
-            const REAL *xr = train ? x : x + (size_t)tlo * B * I;
-            /* G (rows, 4H) = X (rows, I) W_ih^T (I, 4H) */
-            SFX(gemm_rm)(blas, 'N', 'N', rows, 4 * H, I, 1, xr, I, w_ih_t, 4 * H, 0, gbuf, 4 * H);
-        }
-        for (int s = s0; s < s0 + n; s++) {
-            const int t = reverse ? T - 1 - s : s;
-            const int tp = reverse ? t + 1 : t - 1;   /* the step before, in time order */
-            REAL *Gt = gbuf + (size_t)(train ? t : t - tlo) * BG;
-            const REAL *hp = s == 0 ? h0 : HSTATE(s - 1, tp);
-            const int ldhp = s == 0 ? H : ldh;
-            /* G_t (B, 4H) += h_{t-1} (B, H) W_hh^T (H, 4H) */
-            if (hp && wpack)
-                SFX(panel_gemm)(B, H, 4 * H, hp, ldhp, wpack, Gt, 4 * H);
-            else if (hp)
-                SFX(gemm_rm)(blas, 'N', 'N', B, 4 * H, H, 1, hp, ldhp, w_hh_t, 4 * H, 1, Gt, 4 * H);
-            const REAL *cp = s == 0 ? c0 : train ? cs + (size_t)tp * BH : cbuf + ((s - 1) & 1) * BH;
-            REAL *ct = train ? cs + (size_t)t * BH : cbuf + (s & 1) * BH;
-            SFX(step_forward)(B, H, Gt, bias, cp, ct, hp, ldhp, HSTATE(s, t), ldh,
-                              y + (size_t)t * B * ldy, ldy, mask ? mask + (size_t)t * B : NULL);
+    const int nt = SFX(forward_threads)(J.k, B, I, H);
+#ifdef _OPENMP
+    if (nt > 1) {
+#pragma omp parallel num_threads(nt)
+        SFX(forward_thread)(&J, omp_get_thread_num(), omp_get_num_threads());
+    } else
+#endif
+        SFX(forward_thread)(&J, 0, 1);
+
+    const int tl = reverse ? 0 : T - 1, sl = T - 1;
+    const REAL *hl = !mask ? y + (size_t)tl * B * ldy : train ? hs + (size_t)tl * BH
+                                                              : J.hbuf + (sl & 1) * BH;
+    SFX(copy_rows)(B, H, hl, mask ? H : ldy, hn);
+    memcpy(cn, train ? cs + (size_t)tl * BH : J.cbuf + (sl & 1) * BH, BH * sizeof(REAL));
+    return 0;
+}
+
+/* The backward recurrence, one OpenMP region: each thread owns the unit
+ * blocks it owned in the forward pass; per step it turns its units' gates
+ * into gate gradients, meets the others (the product needs every unit's dG),
+ * then computes its units' columns of dL/dh_{t-1} = dG_t W_hh. */
+typedef struct {
+    const SFX(kernels) *k;
+    const clstm_blas *blas;
+    int T, B, I, H, reverse;
+    const REAL *x, *w_ih_t, *w_hh_t, *h0, *c0;
+    const unsigned char *mask;
+    const REAL *hstates; int ldh;   /* h_t of every step: y, or hs with a mask */
+    REAL *gates;
+    const REAL *cs, *dy; int lddy;
+    REAL *dhr, *dc, *pw;
+    REAL *dx, dx_beta, *dw_ih_t, *dw_hh_t, *db;
+} SFX(bwd_job);
+
+/* The weight gradients over all steps, for the units [j0, j0 + n) of this
+ * thread (their four gates' columns) and its share of dX's rows; dG complete.
+ *   dW_ih^T (I, 4H) = X^T (I, TB) dG (TB, 4H)
+ *   dW_hh^T (H, 4H) = sum_t h_{t-1}^T dG_t  (h0 pairs with the first step)
+ *   db (4H) = column sums of dG;  dX (TB, I) = dG (TB, 4H) W_ih (4H, I) */
+static void SFX(weight_grads)(const SFX(bwd_job) *J, int tid, int nt, int j0, int n)
+{
+    const clstm_blas *blas = J->blas;
+    const int T = J->T, B = J->B, I = J->I, H = J->H, G4 = 4 * H;
+    const size_t BG = (size_t)B * G4;
+    const REAL *dg = J->reverse ? J->gates : J->gates + BG;          /* steps with a predecessor */
+    const REAL *hp = J->reverse ? J->hstates + (size_t)B * J->ldh : J->hstates;  /* their h_{t-1} */
+    const REAL *dg0 = J->gates + (size_t)(J->reverse ? T - 1 : 0) * BG;
+    for (int g = 0; g < 4 && n > 0; g++) {
+        const size_t c = (size_t)g * H + j0;
+        SFX(gemm_rm)(blas, 'T', 'N', I, n, T * B, 1, J->x, I, J->gates + c, G4, 0,
+                     J->dw_ih_t + c, G4);
+        SFX(gemm_rm)(blas, 'T', 'N', H, n, (T - 1) * B, 1, hp, J->ldh, dg + c, G4, 0,
+                     J->dw_hh_t + c, G4);
+        if (J->h0)
+            SFX(gemm_rm)(blas, 'T', 'N', H, n, B, 1, J->h0, H, dg0 + c, G4, 1, J->dw_hh_t + c, G4);
+        if (J->db) {
+            REAL *d = J->db + c;
+            memset(d, 0, n * sizeof(REAL));
+            const size_t rows = (size_t)T * B;
+            for (size_t r = 0; r < rows; r++) {
+                const REAL *row = J->gates + r * G4 + c;
+                for (int q = 0; q < n; q++) d[q] += row[q];
+            }
         }
     }
-    const int tl = reverse ? 0 : T - 1;
-    SFX(copy_rows)(B, H, HSTATE(T - 1, tl), ldh, hn);
-    memcpy(cn, train ? cs + (size_t)tl * BH : cbuf + ((T - 1) & 1) * BH, BH * sizeof(REAL));
-#undef HSTATE
-    return 0;
+    const long TB = (long)T * B;
+    const int r0 = (int)(TB * tid / nt), r1 = (int)(TB * (tid + 1) / nt);
+    SFX(gemm_rm)(blas, 'N', 'T', r1 - r0, I, G4, 1, J->gates + (size_t)r0 * G4, G4, J->w_ih_t, G4,
+                 J->dx_beta, J->dx + (size_t)r0 * I, I);
+}
+
+static void SFX(backward_thread)(const SFX(bwd_job) *J, int tid, int nt)
+{
+    const SFX(kernels) *K = J->k;
+    const int T = J->T, B = J->B, H = J->H;
+    const size_t BH = (size_t)B * H, BG = 4 * BH;
+    const int nb = K->unit_blocks(H);
+    const int u0 = (int)((long)nb * tid / nt), u1 = (int)((long)nb * (tid + 1) / nt);
+    const int j0 = u0 * K->vl, j1 = u1 * K->vl < H ? u1 * K->vl : H, n = j1 - j0;
+    K->pack_units(H, J->w_hh_t, u0, u1, J->pw);
+    for (int s = T - 1; s >= 0; s--) {
+        const int t = J->reverse ? T - 1 - s : s;
+        const int tp = J->reverse ? t + 1 : t - 1;
+        const unsigned char *m = J->mask ? J->mask + (size_t)t * B : NULL;
+        REAL *Gt = J->gates + (size_t)t * BG;
+        const REAL *ct = J->cs + (size_t)t * BH;
+        const REAL *cp = s == 0 ? J->c0 : J->cs + (size_t)tp * BH;
+        const REAL *dyt = J->dy + (size_t)t * B * J->lddy;
+        if (n > 0)
+            for (int b = 0; b < B; b++) {
+                REAL *g = Gt + (size_t)b * 4 * H + j0;
+                if (m && !m[b]) {   /* no gradient through a skipped step's gates */
+                    for (int q = 0; q < 4; q++) memset(g + (size_t)q * H, 0, n * sizeof(REAL));
+                    continue;
+                }
+                const size_t o = (size_t)b * H + j0;
+                SFX(cell_backward)(n, g, g + H, g + 2 * (size_t)H, g + 3 * (size_t)H,
+                                   ct + o, cp + o, dyt + (size_t)b * J->lddy + j0, J->dhr + o,
+                                   J->dc + o);
+            }
+#ifdef _OPENMP
+        if (nt > 1) {
+#pragma omp barrier
+        }
+#endif
+        K->back_step(B, H, Gt, J->pw, m, J->dhr, u0, u1);
+    }
+#ifdef _OPENMP
+    if (nt > 1) {   /* dX's rows need every unit's dG */
+#pragma omp barrier
+    }
+#endif
+    SFX(weight_grads)(J, tid, nt, j0, n);
 }
 
 int SFX(clstm_lstm_backward)(const clstm_blas *blas, int T, int B, int I, int H,
@@ -189,67 +396,39 @@ int SFX(clstm_lstm_backward)(const clstm_blas *blas, int T, int B, int I, int H,
     REAL *dx, REAL dx_beta, REAL *dh0, REAL *dc0,
     REAL *dw_ih_t, REAL *dw_hh_t, REAL *db, REAL *ws)
 {
-    const size_t BH = (size_t)B * H, BG = (size_t)B * 4 * H;
+    const size_t BH = (size_t)B * H;
     if (T <= 0 || B <= 0) return 0;
 
-    /* ws: [dhr BH][dc BH][c0 zeros BH][kept dhr rows BH][small batch: packed W_hh] */
-    REAL *dhr = ws, *dc = ws + BH, *zc0 = ws + 2 * BH, *keep = ws + 3 * BH;
-    REAL *wpack = NULL;
-    if (B <= CLSTM_SMALL_BATCH) {   /* W_hh (4H, H) = the transpose of w_hh_t, packed */
-        wpack = ws + 4 * BH;
-        SFX(pack_panels)(4 * H, H, w_hh_t, 1, 4 * (size_t)H, wpack);
-    }
-    if (dhn) memcpy(dhr, dhn, BH * sizeof(REAL)); else memset(dhr, 0, BH * sizeof(REAL));
-    if (dcn) memcpy(dc, dcn, BH * sizeof(REAL)); else memset(dc, 0, BH * sizeof(REAL));
+    /* ws: [dhr BH][dc BH][c0 zeros BH][packed W_hh, 64-byte aligned] */
+    SFX(bwd_job) J;
+    J.k = SFX(pick_kernels)();
+    J.blas = blas;
+    J.T = T; J.B = B; J.I = I; J.H = H; J.reverse = reverse;
+    J.x = x; J.w_ih_t = w_ih_t; J.w_hh_t = w_hh_t; J.h0 = h0;
+    J.mask = mask; J.gates = gates; J.cs = cs; J.dy = dy; J.lddy = lddy;
+    J.hstates = mask ? hs : y; J.ldh = mask ? H : ldy;
+    J.dx = dx; J.dx_beta = dx_beta; J.dw_ih_t = dw_ih_t; J.dw_hh_t = dw_hh_t; J.db = db;
+    J.dhr = ws; J.dc = ws + BH;
+    REAL *zc0 = ws + 2 * BH;
+    J.pw = SFX(align64)(ws + 3 * BH);
+    if (dhn) memcpy(J.dhr, dhn, BH * sizeof(REAL)); else memset(J.dhr, 0, BH * sizeof(REAL));
+    if (dcn) memcpy(J.dc, dcn, BH * sizeof(REAL)); else memset(J.dc, 0, BH * sizeof(REAL));
     if (!c0) { memset(zc0, 0, BH * sizeof(REAL)); c0 = zc0; }
+    J.c0 = c0;
 
-    for (int s = T - 1; s >= 0; s--) {
-        const int t = reverse ? T - 1 - s : s;
-        const int tp = reverse ? t + 1 : t - 1;
-        const unsigned char *m = mask ? mask + (size_t)t * B : NULL;
-        REAL *Gt = gates + (size_t)t * BG;
-        const REAL *cp = s == 0 ? c0 : cs + (size_t)tp * BH;
-        SFX(step_backward)(B, H, Gt, cs + (size_t)t * BH, cp, dy + (size_t)t * B * lddy, lddy,
-                           dhr, dc, m);
-        if (m) SFX(keep_skipped)(B, H, m, dhr, keep, 0);
-        /* dL/dh_{t-1} through the recurrence: dG_t (B, 4H) W_hh (4H, H) */
-        if (wpack) {
-            memset(dhr, 0, BH * sizeof(REAL));
-            SFX(panel_gemm)(B, 4 * H, H, Gt, 4 * H, wpack, dhr, H);
-        } else
-            SFX(gemm_rm)(blas, 'N', 'T', B, H, 4 * H, 1, Gt, 4 * H, w_hh_t, 4 * H, 0, dhr, H);
-        if (m) SFX(keep_skipped)(B, H, m, dhr, keep, 1);
-    }
-    memcpy(dh0, dhr, BH * sizeof(REAL));
-    memcpy(dc0, dc, BH * sizeof(REAL));
-
-    /* Weight gradients over all steps at once.
-     * dW_ih^T (I, 4H) = X^T (I, TB) dG (TB, 4H) */
-    SFX(gemm_rm)(blas, 'T', 'N', I, 4 * H, T * B, 1, x, I, gates, 4 * H, 0, dw_ih_t, 4 * H);
-    /* dW_hh^T (H, 4H) = sum_t h_{t-1}^T dG_t: every step but the first pairs
-     * with the state of the step before it; the first pairs with h0. */
-    {
-        const REAL *st = mask ? hs : y;                     /* hidden states, (T, B, ldh) */
-        const int ldh = mask ? H : ldy;
-        const REAL *dg = reverse ? gates : gates + BG;      /* steps with a predecessor */
-        const REAL *hp = reverse ? st + (size_t)B * ldh : st;  /* their h_{t-1} */
-        SFX(gemm_rm)(blas, 'T', 'N', H, 4 * H, (T - 1) * B, 1, hp, ldh, dg, 4 * H,
-                     0, dw_hh_t, 4 * H);
-        if (h0) {
-            const REAL *dg0 = gates + (size_t)(reverse ? T - 1 : 0) * BG;
-            SFX(gemm_rm)(blas, 'T', 'N', H, 4 * H, B, 1, h0, H, dg0, 4 * H, 1, dw_hh_t, 4 * H);
-        }
-    }
-    /* dX (TB, I) = dG (TB, 4H) W_ih (4H, I) */
-    SFX(gemm_rm)(blas, 'N', 'T', T * B, I, 4 * H, 1, gates, 4 * H, w_ih_t, 4 * H, dx_beta, dx, I);
-    if (db) {
-        memset(db, 0, 4 * (size_t)H * sizeof(REAL));
-        const size_t rows = (size_t)T * B;
-        for (size_t r = 0; r < rows; r++) {
-            const REAL *g = gates + r * 4 * H;
-            for (int j = 0; j < 4 * H; j++) db[j] += g[j];
-        }
-    }
+    const int nt = SFX(forward_threads)(J.k, B, I, H);
+    const int blas_threads = blas->get_threads && blas->set_threads ? blas->get_threads() : 1;
+    if (blas_threads > 1) blas->set_threads(1);
+#ifdef _OPENMP
+    if (nt > 1) {
+#pragma omp parallel num_threads(nt)
+        SFX(backward_thread)(&J, omp_get_thread_num(), omp_get_num_threads());
+    } else
+#endif
+        SFX(backward_thread)(&J, 0, 1);
+    if (blas_threads > 1) blas->set_threads(blas_threads);
+    memcpy(dh0, J.dhr, BH * sizeof(REAL));
+    memcpy(dc0, J.dc, BH * sizeof(REAL));
     return 0;
 }
 
@@ -258,7 +437,7 @@ int SFX(clstm_lstm_backward)(const clstm_blas *blas, int T, int B, int I, int H,
 static void SFX(step_product)(const clstm_blas *blas, int B, int K, int N, const REAL *A,
                               const REAL *W, REAL *C)
 {
-    if (B <= CLSTM_SMALL_BATCH && (size_t)K * N <= CLSTM_STEP_SMALL_WEIGHTS)
+    if (B <= CLSTM_STEP_SMALL_BATCH && (size_t)K * N <= CLSTM_STEP_SMALL_WEIGHTS)
         SFX(small_gemm)(B, K, N, A, K, W, C, N);
     else
         SFX(gemm_rm)(blas, 'N', 'N', B, N, K, 1, A, K, W, N, 1, C, N);

@@ -18,16 +18,24 @@ int clstm_has_openmp(void)
 #endif
 }
 
-const char *clstm_simd_level(void)
+int clstm_isa_level(void)
 {
 #if CLSTM_HAVE_CLONES
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-        __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl"))
-        return "avx512 (x86-64-v4 clone)";
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-        return "avx2 (x86-64-v3 clone)";
-    return "baseline (default clone)";
+    if (__builtin_cpu_supports("x86-64-v4")) return 4;
+    if (__builtin_cpu_supports("x86-64-v3")) return 3;
+#endif
+    return 0;
+}
+
+const char *clstm_simd_level(void)
+{
+#if CLSTM_HAVE_CLONES
+    switch (clstm_isa_level()) {
+    case 4: return "avx512 (x86-64-v4 clone)";
+    case 3: return "avx2 (x86-64-v3 clone)";
+    default: return "baseline (default clone)";
+    }
 #elif defined(CLSTM_NATIVE)
     return "native (compiled for this CPU)";
 #else
@@ -49,24 +57,22 @@ int clstm_forward_chunk(int T, int B, int H)
     return (int)(steps < 1 ? 1 : steps);
 }
 
-size_t clstm_forward_workspace(int T, int B, int H, int train, int masked)
+size_t clstm_forward_workspace(int T, int B, int In, int H, int train, int masked)
 {
     size_t BH = (size_t)B * H;
     size_t n = 4 * (size_t)H + BH;  /* zero bias, zero c0 */
+    n += CLSTM_GATE_PACKED(In, H) + CLSTM_GATE_PACKED(H, H);  /* packed weights */
     if (!train) {
         n += 2 * BH + (size_t)clstm_forward_chunk(T, B, H) * B * 4 * H;  /* c, G chunk */
         if (masked) n += 2 * BH;    /* h states, apart from the zeroed outputs */
     }
-    if (B <= CLSTM_SMALL_BATCH) n += CLSTM_PACKED_SIZE(H, 4 * H);  /* packed W_hh^T */
     return n;
 }
 
 size_t clstm_backward_workspace(int B, int H, int masked)
 {
-    (void)masked;  /* the kept-rows buffer is always reserved: it precedes the packed W */
-    size_t n = 4 * (size_t)B * H;
-    if (B <= CLSTM_SMALL_BATCH) n += CLSTM_PACKED_SIZE(4 * H, H);  /* packed W_hh */
-    return n;
+    (void)masked;
+    return 3 * (size_t)B * H + CLSTM_GATE_PACKED(H, H);  /* dh, dc, zero c0, packed W_hh */
 }
 
 size_t clstm_step_workspace(int B, int H)
