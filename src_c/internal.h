@@ -24,15 +24,25 @@
 #define CLSTM_STEP_SMALL_WEIGHTS (64 * 1024)
 
 /* Elements of a (K, 4H) gate matrix packed into unit-block panels
- * (tile_template.h) at any SIMD width, for either dtype, plus 64 bytes of
- * room to align it: float's 16-unit blocks bound the narrower ones. */
-#define CLSTM_GATE_SLACK 16
-#define CLSTM_GATE_PACKED(K, H) \
-    ((size_t)(((H) + 15) / 16) * 64 * (size_t)(K) + CLSTM_GATE_SLACK)
+ * (tile_template.h) at any SIMD width, for either dtype: float's 16-unit
+ * blocks bound the narrower ones.  A multiple of 64 elements. */
+#define CLSTM_GATE_PANELS(K, H) ((size_t)(((H) + 15) / 16) * 64 * (size_t)(K))
+
+/* n rounded up to whole 64-byte lines of float (16 elements), so that the
+ * parts of a workspace stay aligned; the workspace gets 16 more elements
+ * to align its start. */
+#define CLSTM_ROUND16(n) (((size_t)(n) + 15) & ~(size_t)15)
+#define CLSTM_ALIGN_SLACK 16
 
 /* A forward step below this many flops (8 B H^2) runs on one thread: a
  * barrier per step costs about a microsecond on a shared 2-core machine. */
 #define CLSTM_THREAD_MIN_FLOPS (256.0 * 1024)
+
+/* Threads split the batch rather than the hidden units when each gets at
+ * least this many rows and W_hh has at most this many bytes (both threads
+ * then read all of it from their own L2 every step). */
+#define CLSTM_BATCH_SPLIT_ROWS 8
+#define CLSTM_BATCH_SPLIT_WEIGHTS (512.0 * 1024)
 
 /* The widest instruction set the tile kernels may use on this CPU:
  * 4 (x86-64-v4, AVX-512), 3 (x86-64-v3, AVX2 + FMA) or 0 (baseline). */

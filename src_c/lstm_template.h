@@ -50,10 +50,10 @@ typedef struct {
     void (*pack_gates)(int K, int H, const REAL *src, int u0, int u1, REAL *dst);
     void (*project)(int rows, int K, int H, const REAL *X, const REAL *Pih,
                     const REAL *bias, REAL *G, int u0, int u1);
-    void (*step)(int B, const SFX(step_io) *s, const REAL *Phh, int u0, int u1);
+    void (*step)(int b0, int b1, const SFX(step_io) *s, const REAL *Phh, int u0, int u1);
     void (*pack_units)(int H, const REAL *w_hh_t, int u0, int u1, REAL *dst);
-    void (*back_step)(int B, int H, const REAL *dG, const REAL *Pw, const unsigned char *m,
-                      REAL *dh, int u0, int u1);
+    void (*back_step)(int b0, int b1, int H, const REAL *dG, const REAL *Pw,
+                      const unsigned char *m, REAL *dh, int u0, int u1);
 } SFX(kernels);
 
 #define KERNEL_TABLE(KS) \
@@ -103,8 +103,11 @@ static const SFX(kernels) SFX(kernels_base) = KERNEL_TABLE(KSFX);
 #undef KSFX
 #undef KERNEL_TABLE
 
-static const SFX(kernels) *SFX(pick_kernels)(void)
+/* The kernels for H hidden units on this CPU (H: kept for a choice by size;
+ * 32-byte blocks for H that 64-byte ones pad by much measured no faster). */
+static const SFX(kernels) *SFX(pick_kernels)(int H)
 {
+    (void)H;
 #if CLSTM_HAVE_CLONES
     switch (clstm_isa_level()) {
     case 4: return &SFX(kernels_v4);
@@ -115,15 +118,45 @@ static const SFX(kernels) *SFX(pick_kernels)(void)
     return &SFX(kernels_base);
 }
 
-/* Threads for one forward or backward call: none where a step's product is too small to
- * pay for a barrier, never more than there are unit blocks. */
-static int SFX(forward_threads)(const SFX(kernels) *k, int B, int I, int H)
+/* How a call's work is split between threads.  By hidden units: each
+ * thread owns unit blocks (its slice of W stays in its cache) and the
+ * threads meet once per step, since the next step reads all of h_t.  By
+ * batch rows: each thread runs its own sequences with all of W and never
+ * waits for the other; better where W fits each thread's cache twice over
+ * and there are rows enough. */
+typedef struct {
+    int nt;         /* threads */
+    int by_batch;   /* 1: split rows, 0: split unit blocks */
+} SFX(split);
+
+static SFX(split) SFX(plan_split)(const SFX(kernels) *k, int B, int H)
 {
-    int nt = clstm_get_num_threads();
+    SFX(split) p;
     const int nb = k->unit_blocks(H);
-    (void)I;
-    if ((double)B * H * 8.0 * H < CLSTM_THREAD_MIN_FLOPS) nt = 1;
-    return nt < nb ? nt : nb;
+    p.nt = clstm_get_num_threads();
+    if ((double)B * H * 8.0 * H < CLSTM_THREAD_MIN_FLOPS) p.nt = 1;
+    p.by_batch = p.nt > 1 && B >= CLSTM_BATCH_SPLIT_ROWS * p.nt &&
+                 (double)H * 4 * H * sizeof(REAL) <= CLSTM_BATCH_SPLIT_WEIGHTS;
+    if (!p.by_batch && p.nt > nb) p.nt = nb;
+    return p;
+}
+
+/* [*lo, *hi): share `tid` of n items among nt threads. */
+static void SFX(share)(int n, int tid, int nt, int *lo, int *hi)
+{
+    *lo = (int)((long)n * tid / nt);
+    *hi = (int)((long)n * (tid + 1) / nt);
+}
+
+static void SFX(barrier)(int nt)
+{
+#ifdef _OPENMP
+    if (nt > 1) {
+#pragma omp barrier
+    }
+#else
+    (void)nt;
+#endif
 }
 
 static REAL *SFX(align64)(REAL *p)
@@ -189,7 +222,7 @@ static void SFX(copy_rows)(int B, int H, const REAL *src, int lds, REAL *dst)
  * spin beside ours. */
 typedef struct {
     const SFX(kernels) *k;
-    int T, B, I, H, reverse, chunk, train;
+    int T, B, I, H, reverse, chunk, train, by_batch;
     const REAL *x, *w_ih_t, *w_hh_t, *bias, *h0, *c0;
     const unsigned char *mask;
     REAL *y; int ldy;
@@ -204,10 +237,14 @@ static void SFX(forward_thread)(const SFX(fwd_job) *J, int tid, int nt)
     const int T = J->T, B = J->B, I = J->I, H = J->H, train = J->train;
     const size_t BH = (size_t)B * H, BG = 4 * BH;
     const int nb = K->unit_blocks(H);
-    const int u0 = (int)((long)nb * tid / nt), u1 = (int)((long)nb * (tid + 1) / nt);
+    int b0 = 0, b1 = B, u0 = 0, u1 = nb, p0, p1;
+    SFX(share)(nb, tid, nt, &p0, &p1);     /* the blocks this thread packs */
+    if (J->by_batch) SFX(share)(B, tid, nt, &b0, &b1);
+    else { u0 = p0; u1 = p1; }
     const int ldh = J->mask ? H : J->ldy;
-    K->pack_gates(I, H, J->w_ih_t, u0, u1, J->pih);
-    K->pack_gates(H, H, J->w_hh_t, u0, u1, J->phh);
+    K->pack_gates(I, H, J->w_ih_t, p0, p1, J->pih);
+    K->pack_gates(H, H, J->w_hh_t, p0, p1, J->phh);
+    if (J->by_batch) SFX(barrier)(nt);     /* every thread reads all of W */
     /* Where step s keeps its hidden state h_t: without a mask the outputs y
      * are the states; with one, skipped steps output 0 while the state
      * carries on, so states live apart. */
@@ -217,7 +254,13 @@ static void SFX(forward_thread)(const SFX(fwd_job) *J, int tid, int nt)
         const int n = T - s0 < J->chunk ? T - s0 : J->chunk;
         const int tlo = J->reverse ? T - s0 - n : s0;   /* the chunk's times: [tlo, tlo + n) */
         REAL *gc = train ? J->gates + (size_t)tlo * BG : J->gbuf;
-        K->project(n * B, I, H, J->x + (size_t)tlo * B * I, J->pih, J->bias, gc, u0, u1);
+        const REAL *xc = J->x + (size_t)tlo * B * I;
+        if (J->by_batch)
+            for (int i = 0; i < n; i++)
+                K->project(b1 - b0, I, H, xc + ((size_t)i * B + b0) * I, J->pih, J->bias,
+                           gc + (size_t)i * BG + (size_t)b0 * 4 * H, u0, u1);
+        else
+            K->project(n * B, I, H, xc, J->pih, J->bias, gc, u0, u1);
         for (int s = s0; s < s0 + n; s++) {
             const int t = J->reverse ? T - 1 - s : s;
             const int tp = J->reverse ? t + 1 : t - 1;   /* the step before, in time order */
@@ -233,12 +276,8 @@ static void SFX(forward_thread)(const SFX(fwd_job) *J, int tid, int nt)
             io.y = J->y + (size_t)t * B * J->ldy;
             io.ldy = J->ldy;
             io.m = J->mask ? J->mask + (size_t)t * B : NULL;
-            K->step(B, &io, J->phh, u0, u1);
-#ifdef _OPENMP
-            if (nt > 1) {
-#pragma omp barrier
-            }
-#endif
+            K->step(b0, b1, &io, J->phh, u0, u1);
+            if (!J->by_batch) SFX(barrier)(nt);
         }
     }
 #undef HSTATE
@@ -254,26 +293,29 @@ int SFX(clstm_lstm_forward)(const clstm_blas *blas, int T, int B, int I, int H,
     const size_t BH = (size_t)B * H, BG = (size_t)B * 4 * H;
     if (T <= 0 || B <= 0) return 0;
 
-    /* ws: [bias 4H][c0 zeros BH][packed W_ih^T][packed W_hh^T]
+    /* ws, every part 64-byte aligned (whole vectors never straddle cache
+     * lines): [packed W_ih^T][packed W_hh^T][bias 4H][c0 zeros BH]
      *     + inference: [c ping-pong 2 BH][G chunk][masked: h ping-pong 2 BH] */
     SFX(fwd_job) J;
-    J.k = SFX(pick_kernels)();
+    J.k = SFX(pick_kernels)(H);
     J.T = T; J.B = B; J.I = I; J.H = H; J.reverse = reverse; J.train = train;
     J.x = x; J.w_ih_t = w_ih_t; J.w_hh_t = w_hh_t; J.h0 = h0; J.mask = mask;
     J.y = y; J.ldy = ldy; J.gates = gates; J.cs = cs; J.hs = hs;
-    REAL *zbias = ws, *zc0 = ws + 4 * (size_t)H;
+    J.chunk = clstm_forward_chunk(T, B, H);
+    J.pih = SFX(align64)(ws);
+    J.phh = J.pih + CLSTM_GATE_PANELS(I, H);
+    REAL *zbias = J.phh + CLSTM_GATE_PANELS(H, H);
+    REAL *zc0 = zbias + CLSTM_ROUND16(4 * (size_t)H);
+    J.cbuf = zc0 + CLSTM_ROUND16(BH);
+    J.gbuf = J.cbuf + CLSTM_ROUND16(2 * BH);
+    J.hbuf = J.gbuf + CLSTM_ROUND16((size_t)J.chunk * BG);
     if (!bias) { memset(zbias, 0, 4 * (size_t)H * sizeof(REAL)); bias = zbias; }
     if (!c0) { memset(zc0, 0, BH * sizeof(REAL)); c0 = zc0; }
     J.bias = bias; J.c0 = c0;
-    /* the packed sizes are multiples of 64 elements: one alignment for both */
-    J.pih = SFX(align64)(zc0 + BH);
-    J.phh = J.pih + CLSTM_GATE_PACKED(I, H) - CLSTM_GATE_SLACK;
-    J.cbuf = J.phh + CLSTM_GATE_PACKED(H, H) - CLSTM_GATE_SLACK;
-    J.chunk = clstm_forward_chunk(T, B, H);
-    J.gbuf = J.cbuf + 2 * BH;
-    J.hbuf = J.gbuf + (size_t)J.chunk * BG;
 
-    const int nt = SFX(forward_threads)(J.k, B, I, H);
+    const SFX(split) plan = SFX(plan_split)(J.k, B, H);
+    const int nt = plan.nt;
+    J.by_batch = plan.by_batch;
 #ifdef _OPENMP
     if (nt > 1) {
 #pragma omp parallel num_threads(nt)
@@ -297,7 +339,7 @@ int SFX(clstm_lstm_forward)(const clstm_blas *blas, int T, int B, int I, int H,
 typedef struct {
     const SFX(kernels) *k;
     const clstm_blas *blas;
-    int T, B, I, H, reverse;
+    int T, B, I, H, reverse, by_batch;
     const REAL *x, *w_ih_t, *w_hh_t, *h0, *c0;
     const unsigned char *mask;
     const REAL *hstates; int ldh;   /* h_t of every step: y, or hs with a mask */
@@ -350,9 +392,13 @@ static void SFX(backward_thread)(const SFX(bwd_job) *J, int tid, int nt)
     const int T = J->T, B = J->B, H = J->H;
     const size_t BH = (size_t)B * H, BG = 4 * BH;
     const int nb = K->unit_blocks(H);
-    const int u0 = (int)((long)nb * tid / nt), u1 = (int)((long)nb * (tid + 1) / nt);
+    int b0 = 0, b1 = B, u0 = 0, u1 = nb, p0, p1;
+    SFX(share)(nb, tid, nt, &p0, &p1);     /* the blocks this thread packs */
+    if (J->by_batch) SFX(share)(B, tid, nt, &b0, &b1);
+    else { u0 = p0; u1 = p1; }
     const int j0 = u0 * K->vl, j1 = u1 * K->vl < H ? u1 * K->vl : H, n = j1 - j0;
-    K->pack_units(H, J->w_hh_t, u0, u1, J->pw);
+    K->pack_units(H, J->w_hh_t, p0, p1, J->pw);
+    if (J->by_batch) SFX(barrier)(nt);
     for (int s = T - 1; s >= 0; s--) {
         const int t = J->reverse ? T - 1 - s : s;
         const int tp = J->reverse ? t + 1 : t - 1;
@@ -362,7 +408,7 @@ static void SFX(backward_thread)(const SFX(bwd_job) *J, int tid, int nt)
         const REAL *cp = s == 0 ? J->c0 : J->cs + (size_t)tp * BH;
         const REAL *dyt = J->dy + (size_t)t * B * J->lddy;
         if (n > 0)
-            for (int b = 0; b < B; b++) {
+            for (int b = b0; b < b1; b++) {
                 REAL *g = Gt + (size_t)b * 4 * H + j0;
                 if (m && !m[b]) {   /* no gradient through a skipped step's gates */
                     for (int q = 0; q < 4; q++) memset(g + (size_t)q * H, 0, n * sizeof(REAL));
@@ -373,19 +419,16 @@ static void SFX(backward_thread)(const SFX(bwd_job) *J, int tid, int nt)
                                    ct + o, cp + o, dyt + (size_t)b * J->lddy + j0, J->dhr + o,
                                    J->dc + o);
             }
-#ifdef _OPENMP
-        if (nt > 1) {
-#pragma omp barrier
-        }
-#endif
-        K->back_step(B, H, Gt, J->pw, m, J->dhr, u0, u1);
+        if (!J->by_batch) SFX(barrier)(nt);   /* the product needs every unit's dG */
+        K->back_step(b0, b1, H, Gt, J->pw, m, J->dhr, u0, u1);
     }
-#ifdef _OPENMP
-    if (nt > 1) {   /* dX's rows need every unit's dG */
-#pragma omp barrier
+    SFX(barrier)(nt);   /* the weight gradients need all of dG */
+    {
+        int q0, q1;
+        SFX(share)(nb, tid, nt, &q0, &q1);
+        const int c0 = q0 * K->vl, c1 = q1 * K->vl < H ? q1 * K->vl : H;
+        SFX(weight_grads)(J, tid, nt, c0, c1 - c0);
     }
-#endif
-    SFX(weight_grads)(J, tid, nt, j0, n);
 }
 
 int SFX(clstm_lstm_backward)(const clstm_blas *blas, int T, int B, int I, int H,
@@ -399,24 +442,27 @@ int SFX(clstm_lstm_backward)(const clstm_blas *blas, int T, int B, int I, int H,
     const size_t BH = (size_t)B * H;
     if (T <= 0 || B <= 0) return 0;
 
-    /* ws: [dhr BH][dc BH][c0 zeros BH][packed W_hh, 64-byte aligned] */
+    /* ws, 64-byte aligned parts: [packed W_hh][dhr BH][dc BH][c0 zeros BH] */
     SFX(bwd_job) J;
-    J.k = SFX(pick_kernels)();
+    J.k = SFX(pick_kernels)(H);
     J.blas = blas;
     J.T = T; J.B = B; J.I = I; J.H = H; J.reverse = reverse;
     J.x = x; J.w_ih_t = w_ih_t; J.w_hh_t = w_hh_t; J.h0 = h0;
     J.mask = mask; J.gates = gates; J.cs = cs; J.dy = dy; J.lddy = lddy;
     J.hstates = mask ? hs : y; J.ldh = mask ? H : ldy;
     J.dx = dx; J.dx_beta = dx_beta; J.dw_ih_t = dw_ih_t; J.dw_hh_t = dw_hh_t; J.db = db;
-    J.dhr = ws; J.dc = ws + BH;
-    REAL *zc0 = ws + 2 * BH;
-    J.pw = SFX(align64)(ws + 3 * BH);
+    J.pw = SFX(align64)(ws);
+    J.dhr = J.pw + CLSTM_GATE_PANELS(H, H);
+    J.dc = J.dhr + CLSTM_ROUND16(BH);
+    REAL *zc0 = J.dc + CLSTM_ROUND16(BH);
     if (dhn) memcpy(J.dhr, dhn, BH * sizeof(REAL)); else memset(J.dhr, 0, BH * sizeof(REAL));
     if (dcn) memcpy(J.dc, dcn, BH * sizeof(REAL)); else memset(J.dc, 0, BH * sizeof(REAL));
     if (!c0) { memset(zc0, 0, BH * sizeof(REAL)); c0 = zc0; }
     J.c0 = c0;
 
-    const int nt = SFX(forward_threads)(J.k, B, I, H);
+    const SFX(split) plan = SFX(plan_split)(J.k, B, H);
+    const int nt = plan.nt;
+    J.by_batch = plan.by_batch;
     const int blas_threads = blas->get_threads && blas->set_threads ? blas->get_threads() : 1;
     if (blas_threads > 1) blas->set_threads(1);
 #ifdef _OPENMP

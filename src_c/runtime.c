@@ -60,10 +60,11 @@ int clstm_forward_chunk(int T, int B, int H)
 size_t clstm_forward_workspace(int T, int B, int In, int H, int train, int masked)
 {
     size_t BH = (size_t)B * H;
-    size_t n = 4 * (size_t)H + BH;  /* zero bias, zero c0 */
-    n += CLSTM_GATE_PACKED(In, H) + CLSTM_GATE_PACKED(H, H);  /* packed weights */
+    size_t n = CLSTM_ALIGN_SLACK + CLSTM_GATE_PANELS(In, H) + CLSTM_GATE_PANELS(H, H);
+    n += CLSTM_ROUND16(4 * (size_t)H) + CLSTM_ROUND16(BH);      /* zero bias, zero c0 */
     if (!train) {
-        n += 2 * BH + (size_t)clstm_forward_chunk(T, B, H) * B * 4 * H;  /* c, G chunk */
+        n += CLSTM_ROUND16(2 * BH);                             /* c ping-pong */
+        n += CLSTM_ROUND16((size_t)clstm_forward_chunk(T, B, H) * B * 4 * H);  /* G chunk */
         if (masked) n += 2 * BH;    /* h states, apart from the zeroed outputs */
     }
     return n;
@@ -71,8 +72,10 @@ size_t clstm_forward_workspace(int T, int B, int In, int H, int train, int maske
 
 size_t clstm_backward_workspace(int B, int H, int masked)
 {
+    size_t BH = (size_t)B * H;
     (void)masked;
-    return 3 * (size_t)B * H + CLSTM_GATE_PACKED(H, H);  /* dh, dc, zero c0, packed W_hh */
+    /* packed W_hh, dh, dc, zero c0 */
+    return CLSTM_ALIGN_SLACK + CLSTM_GATE_PANELS(H, H) + 3 * CLSTM_ROUND16(BH);
 }
 
 size_t clstm_step_workspace(int B, int H)

@@ -152,10 +152,26 @@ static inline __attribute__((always_inline)) void KSFX(step_rows)(
         REAL pre[4][VL] __attribute__((aligned(KVB)));
         for (int g = 0; g < 4; g++) *(KSFX(vec) *)pre[g] = acc[r][g];
         REAL *ysep = yrow != hrow ? yrow : NULL;
-        if (w == VL)
+        if (w == VL) {
             KSFX(cell)(VL, H, pre, gx, s->cp + o, s->c + o, hrow, ysep);
-        else
-            KSFX(cell)(w, H, pre, gx, s->cp + o, s->c + o, hrow, ysep);
+        } else {
+            /* the last, partial block: through padded copies, so that the
+             * cell still runs as whole vectors (a scalar tail calls the
+             * activations out of line, ~5 us per step at H = 50) */
+            REAL pg[4 * VL], pc[VL], cc[VL], hh[VL];
+            for (int q = 0; q < VL; q++) {
+                const int in = q < w;
+                for (int g = 0; g < 4; g++) pg[g * VL + q] = in ? gx[(size_t)g * H + q] : 0;
+                pc[q] = in ? s->cp[o + q] : 0;
+            }
+            KSFX(cell)(VL, VL, pre, pg, pc, cc, hh, NULL);
+            for (int q = 0; q < w; q++) {
+                for (int g = 0; g < 4; g++) gx[(size_t)g * H + q] = pg[g * VL + q];
+                s->c[o + q] = cc[q];
+                hrow[q] = hh[q];
+                if (ysep) ysep[q] = hh[q];
+            }
+        }
     }
 }
 
@@ -194,15 +210,16 @@ KATTR static void KSFX(project)(int rows, int K, int H, const REAL *X, const REA
     }
 }
 
-/* One step of the recurrence for B rows and the unit blocks [u0, u1). */
-KATTR static void KSFX(step)(int B, const SFX(step_io) *s, const REAL *Phh, int u0, int u1)
+/* One step of the recurrence for the rows [b0, b1) and unit blocks [u0, u1). */
+KATTR static void KSFX(step)(int b0, int b1, const SFX(step_io) *s, const REAL *Phh,
+                             int u0, int u1)
 {
     const int H = s->H;
     for (int u = u0; u < u1; u++) {
         const int j = u * VL, w = H - j < VL ? H - j : VL;
         const REAL *P = Phh + (size_t)u * H * PW;
-        for (int b = 0; b < B; b += KMR) {
-            const int mr = B - b < KMR ? B - b : KMR;
+        for (int b = b0; b < b1; b += KMR) {
+            const int mr = b1 - b < KMR ? b1 - b : KMR;
 #define STEP(MR) KSFX(step_rows)(MR, s, P, b, j, w)
             KSFX_ROWS(mr, STEP)
 #undef STEP
@@ -248,17 +265,17 @@ static inline __attribute__((always_inline)) void KSFX(back_rows)(
     }
 }
 
-/* dh (B, H) units of blocks [u0, u1) = dG_t (B, 4H) W_hh: the recurrent
- * product of one backward step, on W_hh packed by pack_units. */
-KATTR static void KSFX(back_step)(int B, int H, const REAL *dG, const REAL *Pw,
+/* dh (B, H) rows [b0, b1), units of blocks [u0, u1) = dG_t (B, 4H) W_hh:
+ * the recurrent product of one backward step, on W_hh packed by pack_units. */
+KATTR static void KSFX(back_step)(int b0, int b1, int H, const REAL *dG, const REAL *Pw,
                                   const unsigned char *m, REAL *dh, int u0, int u1)
 {
     for (int u = u0; u < u1; u += 4) {
         const int nv = u1 - u < 4 ? u1 - u : 4;
         const int j = u * VL, w = (H - j < nv * VL ? H - j : nv * VL);
         const REAL *P = Pw + (size_t)u * 4 * H * VL;
-        for (int b = 0; b < B; b += KMR) {
-            const int mr = B - b < KMR ? B - b : KMR;
+        for (int b = b0; b < b1; b += KMR) {
+            const int mr = b1 - b < KMR ? b1 - b : KMR;
 #define BACK4(MR) KSFX(back_rows)(MR, 4, H, dG, P, m, dh, b, j, w)
 #define BACK3(MR) KSFX(back_rows)(MR, 3, H, dG, P, m, dh, b, j, w)
 #define BACK2(MR) KSFX(back_rows)(MR, 2, H, dG, P, m, dh, b, j, w)
