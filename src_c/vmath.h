@@ -3,7 +3,8 @@
  * libm's scalar expf/tanhf cost 15-20 ns each and block vectorization of the
  * gate loop; these are branch-free (clamps are selects) so GCC turns a loop of
  * them into AVX2/AVX-512 code.  Accuracy, measured against float64/long double
- * in tests/test_vmath.py: a few ulp over the whole real line.
+ * in tests/test_activations.py: a few ulp over the whole real line (sigmoid
+ * gives 0 where its true value is below the smallest normal number).
  *
  * exp(x) = 2^n * e^r with n = round(x / ln2), r = x - n ln2 (Cody-Waite split
  * of ln2 so n*LN2_HI is exact), e^r from its Taylor polynomial on
@@ -63,9 +64,13 @@ static inline float clstm_exp_f32(float x)
     return two_n + two_n * clstm_expm1_poly_f32(r);
 }
 
+/* Below -87 the true value is under float's smallest normal: 0, which keeps
+ * sigmoid(-inf) * inf a NaN as IEEE (and PyTorch) have it; exp's clamp alone
+ * would give 1.6e-38 there. */
 static inline float clstm_sigmoid_f32(float x)
 {
-    return 1.0f / (1.0f + clstm_exp_f32(-x));
+    float s = 1.0f / (1.0f + clstm_exp_f32(-x));
+    return x < -87.0f ? 0.0f : s;
 }
 
 static inline float clstm_tanh_f32(float x)
@@ -122,9 +127,10 @@ static inline double clstm_exp_f64(double x)
     return two_n + two_n * clstm_expm1_poly_f64(r);
 }
 
-static inline double clstm_sigmoid_f64(double x)
+static inline double clstm_sigmoid_f64(double x)   /* 0 below -708: see the float version */
 {
-    return 1.0 / (1.0 + clstm_exp_f64(-x));
+    double s = 1.0 / (1.0 + clstm_exp_f64(-x));
+    return x < -708.0 ? 0.0 : s;
 }
 
 static inline double clstm_tanh_f64(double x)
