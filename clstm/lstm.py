@@ -1,11 +1,28 @@
 """clstm.LSTM: a multi-layer, optionally bidirectional LSTM with the
 semantics, parameter names and shapes of torch.nn.LSTM, on NumPy arrays."""
+import reprlib
 from collections import OrderedDict
 
 import numpy as np
 
 from . import _core
-from ._validate import as_mask, as_real, check_blas_dims, positive_int, resolve_dtype
+from ._validate import (INT_MAX, as_mask, as_real, asarray, check_blas_dims, positive_int,
+                        resolve_dtype)
+
+
+def _rng(seed):
+    """np.random.default_rng(seed) for the seeds NumPy takes (None, ints >= 0,
+    sequences of them, a Generator, BitGenerator or SeedSequence); anything
+    else is refused naming seed and what came (NumPy's message names neither)."""
+    if isinstance(seed, (bool, np.bool_)):
+        raise TypeError(f"seed must be None, an int >= 0, a sequence of such ints or a numpy "
+                        f"Generator, BitGenerator or SeedSequence, got bool {seed}")
+    try:
+        return np.random.default_rng(seed)
+    except (TypeError, ValueError) as e:
+        raise type(e)(f"seed must be None, an int >= 0, a sequence of such ints or a numpy "
+                      f"Generator, BitGenerator or SeedSequence, got {type(seed).__name__} "
+                      f"{reprlib.repr(seed)} ({e})") from None
 
 
 class LSTM:
@@ -43,7 +60,7 @@ class LSTM:
         self.dtype = resolve_dtype(dtype)
         self._typenum = self.dtype.num
         check_blas_dims(1, 1, self.input_size, self.hidden_size)
-        self._rng = np.random.default_rng(seed)
+        self._rng = _rng(seed)
         self._params = OrderedDict()   # name -> array in PyTorch's shape (a view)
         self._core_arrays = {}         # name -> the C-contiguous array the core reads
         self._shapes = OrderedDict()
@@ -91,7 +108,7 @@ class LSTM:
             object.__setattr__(self, name, value)
 
     def _checked_param(self, name, value):
-        arr = np.asarray(value)
+        arr = asarray(value, name)
         if arr.dtype.kind != "f":
             raise TypeError(f"{name} must be a floating-point array, got dtype {arr.dtype}")
         if arr.shape != self._shapes[name]:
@@ -152,7 +169,7 @@ class LSTM:
     def _input(self, x):
         """x as (T, B, I) contiguous in the LSTM's dtype, and whether it came
         batched; one copy at most (batch_first transposes in that copy)."""
-        x = np.asarray(x)
+        x = asarray(x, "x")
         if x.dtype.kind != "f":
             raise TypeError(f"x must be a floating-point array, got dtype {x.dtype}")
         if x.ndim not in (2, 3):
@@ -162,7 +179,13 @@ class LSTM:
         if x.shape[-1] != self.input_size:
             raise ValueError(f"x has {x.shape[-1]} features, this LSTM was built for "
                              f"input_size={self.input_size}")
-        return self._seq_major(x, x.ndim == 3), x.ndim == 3
+        batched = x.ndim == 3
+        T, B = (x.shape[1], x.shape[0]) if batched and self.batch_first else \
+            (x.shape[0], x.shape[1] if batched else 1)
+        # before the copy below: a broadcast view may stand for petabytes
+        check_blas_dims(T, B, max(self.input_size, self.hidden_size * self.num_directions),
+                        self.hidden_size)
+        return self._seq_major(x, batched), batched
 
     def _seq_major(self, a, batched):
         """A user-layout sequence array as contiguous, aligned (T, B, F) of
@@ -196,7 +219,7 @@ class LSTM:
         the core's (T, B) uint8, or None."""
         if mask is None:
             return None
-        m = np.asarray(mask)
+        m = asarray(mask, "mask")
         if not batched:
             return as_mask(m, (T,))[:, None]
         if self.batch_first:
@@ -216,9 +239,8 @@ class LSTM:
         and h_n, c_n shaped as h0, in the LSTM's dtype.
         """
         x, batched = self._input(x)
-        T, B, _ = x.shape
+        T, B, _ = x.shape          # within the BLAS limits (checked by _input)
         H, D, L = self.hidden_size, self.num_directions, self.num_layers
-        check_blas_dims(T, B, max(self.input_size, H * D), H)
         h0, c0 = self._states(hx, B, batched)
         mask = self._mask(mask, T, B, batched)
         hn = np.empty((L * D, B, H), self.dtype)
@@ -276,27 +298,36 @@ class LSTM:
             raise ValueError("step() runs one time step forward; a bidirectional LSTM needs "
                              "the whole sequence: use forward()")
         if type(state) is tuple and type(out) is tuple and len(state) == 2 and len(out) == 2:
-            # fast path: the core checks every array and runs, or declines
-            if _core.step(x, self._step_layers(), state[0], state[1], out[0], out[1],
-                          self._typenum, self.input_size, self.hidden_size):
+            # fast path: the core checks every array and runs, or declines.  It
+            # takes the batch as a C int: larger batches go the checked way (len:
+            # the cheapest test, ~30 ns; what has no len goes that way too)
+            try:
+                fits = len(x) <= INT_MAX
+            except Exception:        # noqa: BLE001 - the checked path says what is wrong
+                fits = False
+            if fits and _core.step(x, self._step_layers(), state[0], state[1], out[0], out[1],
+                                   self._typenum, self.input_size, self.hidden_size):
                 return out[0][-1], out
         return self._step_slow(x, state, out)
 
     def _step_slow(self, x, state, out):
         """step() for inputs that need checking, converting or allocating."""
-        x = np.asarray(x)
+        x = asarray(x, "x")
         if x.dtype.kind != "f":
             raise TypeError(f"x must be a floating-point array, got dtype {x.dtype}")
         if x.ndim not in (1, 2):
             raise ValueError(f"x must be (B, {self.input_size}) or ({self.input_size},), "
                              f"got shape {x.shape}")
         batched = x.ndim == 2
+        if x.shape[-1] != self.input_size:
+            raise ValueError(f"x has {x.shape[-1]} features, this LSTM was built for "
+                             f"input_size={self.input_size}")
+        B = x.shape[0] if batched else 1
+        if B > INT_MAX:         # before any copy or state allocation
+            raise ValueError(f"x has a batch of B = {B} rows, which exceeds the BLAS limit of "
+                             f"{INT_MAX}; split the batch")
         x = np.require(x if batched else x.reshape(1, -1), dtype=self.dtype,
                        requirements=["C", "A"])
-        B = x.shape[0]
-        if x.shape[1] != self.input_size:
-            raise ValueError(f"x has {x.shape[1]} features, this LSTM was built for "
-                             f"input_size={self.input_size}")
         shape = (self.num_layers, B, self.hidden_size)
         if state is None:
             h = c = np.zeros(shape, self.dtype)
@@ -333,16 +364,27 @@ class LSTM:
         res = []
         for part, a in zip("hc", pair):
             if out:
-                if not (isinstance(a, np.ndarray) and a.dtype == self.dtype and
-                        a.flags.c_contiguous and a.flags.aligned and a.flags.writeable):
+                came = self._out_defects(a)
+                if came:
                     raise TypeError(f"{name} {part} must be a writeable, aligned, C-contiguous "
-                                    f"{self.dtype} array")
+                                    f"{self.dtype} array, got {came}")
             else:
                 a = as_real(a, f"{name} {part}", self.dtype)
             if a.shape != user_shape:
                 raise ValueError(f"{name} {part} must have shape {user_shape}, got {a.shape}")
             res.append(a if batched else a.reshape(shape))
         return res
+
+    def _out_defects(self, a):
+        """What keeps `a` from being an out= array of step() ("" if nothing):
+        its type, or its dtype and the flags it lacks."""
+        if not isinstance(a, np.ndarray):
+            return f"{type(a).__name__} {reprlib.repr(a)}"
+        bad = [f"dtype {a.dtype}"] if a.dtype != self.dtype else []
+        bad += [what for ok, what in ((a.flags.writeable, "read-only"),
+                                      (a.flags.aligned, "unaligned"),
+                                      (a.flags.c_contiguous, "not C-contiguous")) if not ok]
+        return ", ".join(bad) and f"an array of shape {a.shape}: " + ", ".join(bad)
 
     def _output(self, y, batched):
         if not batched:
@@ -369,7 +411,7 @@ class LSTM:
         T, B = cache["shape"]
         batched = cache["batched"]
         H, D, L = self.hidden_size, self.num_directions, self.num_layers
-        dy = np.asarray(dy)
+        dy = asarray(dy, "dy")
         if dy.dtype.kind != "f":
             raise TypeError(f"dy must be a floating-point array, got dtype {dy.dtype}")
         yshape = self._output(np.empty((T, B, D * H), self.dtype), batched).shape

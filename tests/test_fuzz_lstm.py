@@ -10,6 +10,8 @@ each possibly of the wrong shape or dtype.  An oracle lists the defects of
 the case; the call must raise an exception matching one of them, or, when
 there are none, match the float64 NumPy reference.  All calls into C go
 through the contract checker of test_fuzz_common."""
+import re
+
 import numpy as np
 import pytest
 from hypothesis import assume, given, settings
@@ -445,14 +447,30 @@ def test_step_any_input(case):
         assert np.shares_memory(y, h)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "lstm.py step(): a refused out= array gets 'out h must be a writeable, aligned, "
-    "C-contiguous float32 array', which does not say what came (dtype, read-only, layout)"))
 def test_step_out_refusal_names_what_came():
+    """Found by the fuzz: a refused out= array got "out h must be a writeable,
+    aligned, C-contiguous float32 array", which did not say what came."""
     model = clstm.LSTM(2, 3, seed=0)
-    bad = np.zeros((1, 1, 3), np.float64)
-    with pytest.raises(TypeError, match="float64"):
-        model.step(np.zeros((1, 2), np.float32), None, out=(bad, np.zeros((1, 1, 3), np.float32)))
+    x, good = np.zeros((1, 2), np.float32), np.zeros((1, 1, 3), np.float32)
+    ro = np.zeros((1, 1, 3), np.float32)
+    ro.flags.writeable = False
+    for which, bad, came in [
+            (0, np.zeros((1, 1, 3), np.float64), "got an array of shape (1, 1, 3): dtype float64"),
+            (1, ro, "got an array of shape (1, 1, 3): read-only"),
+            (0, np.zeros((1, 1, 6), np.float32)[..., ::2],
+             "got an array of shape (1, 1, 3): not C-contiguous"),
+            (1, layout(np.zeros((1, 1, 3), np.float32), "unaligned"),
+             "got an array of shape (1, 1, 3): unaligned"),
+            (0, [[[0.0, 0.0, 0.0]]], "got list [[[0.0, 0.0, 0.0]]]"),
+            (1, np.zeros((1, 1, 6), np.float16)[..., ::2],
+             "got an array of shape (1, 1, 3): dtype float16, not C-contiguous")]:
+        out = [good, good.copy()]
+        out[which] = bad
+        for state in (None, (good, good)):          # the checked and the fast path
+            with pytest.raises(TypeError) as e:
+                model.step(x, state, out=tuple(out))
+            assert str(e.value) == (f"out {'hc'[which]} must be a writeable, aligned, "
+                                    f"C-contiguous float32 array, {came}")
 
 
 # ---- state_dict and parameter assignment ------------------------------------------
@@ -627,14 +645,21 @@ def test_constructor_any_arguments(input_size, hidden_size, num_layers, dropout,
 
 # ---- findings in lstm.py (strict xfail: they pass once fixed) --------------------------
 
-@pytest.mark.xfail(strict=True, raises=MemoryError, reason=(
-    "lstm.py converts x (np.ascontiguousarray) before check_blas_dims: a view whose T*B "
-    "overflows a BLAS int is first copied (GBs), then refused; here the copy fails first"))
 def test_blas_limit_checked_before_the_input_copy():
+    """Found by the fuzz: lstm.py converted x before check_blas_dims, so a view
+    whose T*B overflows a BLAS int was first copied (here 2**46 rows: the copy
+    failed with MemoryError), then refused.  Now refused by size, before any
+    copy, in each layout."""
     model = clstm.LSTM(3, 2, dtype=np.float64)
     x = np.broadcast_to(np.zeros(1, np.float32), (2**23, 2**23, 3))   # T*B = 2**46
-    with pytest.raises(ValueError, match="exceeds the BLAS limit"):
+    with pytest.raises(ValueError, match=r"^T\*B = 70368744177664 exceeds the BLAS limit"):
         model(x)
+    first = clstm.LSTM(3, 2, batch_first=True, dtype=np.float64)
+    x = np.broadcast_to(np.zeros(1, np.float32), (2**17, 2**15, 3))   # (B, T, I)
+    with pytest.raises(ValueError, match=r"^T\*B = 4294967296 exceeds the BLAS limit"):
+        first(x)
+    with pytest.raises(ValueError, match=r"^T\*B = 4294967296 exceeds the BLAS limit"):
+        model(np.broadcast_to(np.zeros(1, np.float32), (2**32, 3)))    # unbatched (T, I)
 
 
 def test_unaligned_input_is_aligned_before_c():
@@ -648,23 +673,48 @@ def test_unaligned_input_is_aligned_before_c():
     np.testing.assert_array_equal(y, model(np.array(x))[0])
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "lstm.py: a ragged nested list as x or as a state_dict value raises NumPy's "
-    "'inhomogeneous shape' ValueError, which does not name the argument"))
 def test_ragged_input_names_the_argument():
+    """Found by the fuzz: a ragged nested list as x or as a state_dict value
+    raised NumPy's "inhomogeneous shape" ValueError, naming no argument."""
     model = clstm.LSTM(2, 2)
-    with pytest.raises(ValueError, match="^x"):
-        model([[[1.0, 2.0]], [[1.0]]])
-    with pytest.raises(ValueError, match="^weight_ih_l0"):
-        model.load_state_dict({**model.state_dict(), "weight_ih_l0": [[1.0], [1.0, 2.0]]})
+    ragged = [[[1.0, 2.0]], [[1.0]]]
+    want = r"must be an array \(a regular nested sequence\), got a list that is not one"
+    with pytest.raises(ValueError, match="^x " + want):
+        model(ragged)
+    with pytest.raises(ValueError, match="^x " + want):
+        model.step([[1.0, 2.0], [1.0]])
+    with pytest.raises(ValueError, match="^mask " + want):
+        model(np.zeros((2, 1, 2)), mask=[[True], []])
+    before = model.state_dict()
+    with pytest.raises(ValueError, match="^weight_ih_l0 " + want):
+        model.load_state_dict({**before, "weight_ih_l0": [[1.0], [1.0, 2.0]]})
+    with pytest.raises(ValueError, match="^weight_hh_l0 " + want):
+        model.weight_hh_l0 = [[1.0], [1.0, 2.0]]
+    for k, v in model.state_dict().items():          # nothing changed
+        np.testing.assert_array_equal(v, before[k])
+    model.forward(np.zeros((1, 1, 2)), train=True)
+    with pytest.raises(ValueError, match="^dy " + want):
+        model.backward([[[1.0, 2.0]], [[1.0]]])
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "lstm.py passes seed to numpy unchecked: LSTM(2, 2, seed=-1) raises "
-    "'expected non-negative integer', which names neither seed nor -1"))
 def test_bad_seed_names_the_argument():
-    with pytest.raises((TypeError, ValueError), match=r"seed.*-1"):
-        clstm.LSTM(2, 2, seed=-1)
+    """Found by the fuzz: seed went to NumPy unchecked (LSTM(2, 2, seed=-1)
+    raised "expected non-negative integer", naming neither seed nor -1)."""
+    for seed, exc, came in [(-1, ValueError, "got int -1 (expected non-negative integer)"),
+                            ([3, -1], ValueError, "got list [3, -1]"),
+                            (1.5, TypeError, "got float 1.5"),
+                            ("7", TypeError, "got str '7'"),
+                            (True, TypeError, "got bool True")]:
+        with pytest.raises(exc, match=r"^seed must be None, an int >= 0, .*" + re.escape(came)):
+            clstm.LSTM(2, 2, seed=seed)
+    # what NumPy takes still works, with NumPy's streams
+    ref = clstm.LSTM(2, 2, seed=7).state_dict()
+    for seed in (np.int64(7), np.random.default_rng(7), np.random.SeedSequence(7)):
+        got = clstm.LSTM(2, 2, seed=seed).state_dict()
+        for k in ref:
+            np.testing.assert_array_equal(got[k], ref[k])
+    a, b = clstm.LSTM(2, 2, seed=[3, 4]), clstm.LSTM(2, 2, seed=[3, 5])
+    assert not np.array_equal(a.weight_ih_l0, b.weight_ih_l0)
 
 
 def test_sigmoid_of_minus_inf_is_zero():

@@ -169,3 +169,23 @@ def test_sizes_overflowing_32_bit_blas_dimensions_are_refused(make, match):
     not fit a 32-bit BLAS int is refused before anything is allocated."""
     with pytest.raises(ValueError, match=match):
         make()
+
+
+@pytest.mark.skipif(SANITIZED, reason="needs 8-16 GB lazy (untouched) allocations")
+def test_step_refuses_batches_overflowing_blas_ints():
+    """Found by the fuzz: step() checked no BLAS limit and the core takes the
+    batch as a C int, so B = 2**32 + 1 computed row 0 only and returned the
+    other rows as zeros, and B = 2**31 asked for an 18 EB workspace.  Now both
+    the checked path and the in-place fast path refuse B > 2**31 - 1 before
+    allocating anything (the arrays below are zero pages never touched)."""
+    model = clstm.LSTM(1, 1, seed=0)
+    for B in (2**31, 2**32 + 1):
+        x = np.zeros((B, 1), np.float32)
+        with pytest.raises(ValueError, match=rf"x has a batch of B = {B} rows, which "
+                                             r"exceeds the BLAS limit of 2147483647"):
+            model.step(x)
+    # the fast path (state and out given as tuples of fitting arrays)
+    h = np.zeros((1, B, 1), np.float32)
+    c = np.zeros((1, B, 1), np.float32)
+    with pytest.raises(ValueError, match=r"B = 4294967297 rows, which exceeds the BLAS limit"):
+        model.step(x, (h, c), out=(h, c))
