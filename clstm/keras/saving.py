@@ -180,13 +180,73 @@ def save_model(model, filepath):
     _write(filepath, FORMAT, model.get_weights(), extra)
 
 
+def _layer_specs(config):
+    """(class_name, config) of every layer a stored Sequential config makes, in
+    order; a Bidirectional's two inner layers follow it as the LSTMs its
+    from_config makes of them (whatever class they claim).  Parts that are
+    not dicts are skipped here: from_config refuses them."""
+    layers = config.get("layers") if isinstance(config, dict) else None
+    for spec in layers if isinstance(layers, list) else ():
+        if not isinstance(spec, dict) or not isinstance(spec.get("config"), dict):
+            continue
+        cls, cfg = spec.get("class_name"), spec["config"]
+        yield cls, cfg
+        if cls == "Bidirectional":
+            for key in ("layer", "backward_layer"):
+                inner = cfg.get(key)
+                if isinstance(inner, dict) and isinstance(inner.get("config"), dict):
+                    yield "LSTM", inner["config"]
+
+
+def _int(v):
+    return type(v) is int     # JSON ints only (bool, float, str: the constructor refuses them)
+
+
+def _bound_config(config, shapes, where):
+    """Before any layer exists: every size the stored config asks for must be
+    a dimension of a weight the header declares, and the weights the config
+    needs at the least must fit in the header's total (which _read bounds by
+    the file's size).  So a crafted config (LSTM(units=2**26) beside the small
+    weights of the file) is refused without building anything."""
+    dims = {d for shape in shapes for d in shape}
+    total = sum(math.prod(shape) for shape in shapes)
+    need = 0
+    for cls, cfg in _layer_specs(config):
+        name = cfg.get("name", cls)
+        sizes = {"LSTM": ("units",), "Dense": ("units",),
+                 "Embedding": ("input_dim", "output_dim")}.get(cls, ())
+        for key in sizes:
+            v = cfg.get(key)
+            if _int(v) and v not in dims:
+                raise ModelFileError(
+                    f"{where}: layer {name!r:.80} ({cls}) of the stored config asks for "
+                    f"{key}={v}, but no weight in the file has a dimension of {v} (the file "
+                    f"declares {len(shapes)} weights of at most {max(dims, default=0)} per axis)")
+        bias = bool(cfg.get("use_bias", True))
+        if cls == "LSTM" and _int(cfg.get("units")):
+            H = cfg["units"]
+            need += 4 * H * H + (4 * H if bias else 0)       # recurrent kernel (H, 4H), bias
+        elif cls == "Embedding" and _int(cfg.get("input_dim")) and _int(cfg.get("output_dim")):
+            need += cfg["input_dim"] * cfg["output_dim"]
+        elif cls == "Dense" and _int(cfg.get("units")) and bias:
+            need += cfg["units"]
+        if need > total:
+            raise ModelFileError(
+                f"{where}: the stored config needs at least {need} weight values up to layer "
+                f"{name!r:.80} ({cls}), the file declares {total} in all")
+
+
 def load_model(filepath, compile=True):
     """A Sequential model from a file written by model.save(); refuses
-    foreign, truncated or corrupted files with ModelFileError (a ValueError)."""
+    foreign, truncated or corrupted files with ModelFileError (a ValueError).
+    Nothing is allocated beyond what the file holds: the config's sizes are
+    bounded by the header's weights before any layer is made, and each weight
+    a layer creates is checked against the file's next one before it is."""
     from .layers import base
     from .models import Sequential
     header, weights = _read(filepath, FORMAT)
     where = repr(os.fspath(filepath))
+    _bound_config(header.get("config"), [w.shape for w in weights], where)
     shapes = iter([w.shape for w in weights])
 
     def guard(layer, name, shape):
@@ -213,7 +273,7 @@ def load_model(filepath, compile=True):
     comp = header.get("compile")
     if compile and comp:
         try:
-            _restore_compile(model, comp)
+            _restore_compile(model, comp, where)
         except ModelFileError:
             raise
         except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
@@ -240,10 +300,13 @@ def _compile_config(model):
             "metrics": [m if isinstance(m, str) else m.name for m in model._metric_ids]}
 
 
-def _restore_compile(model, comp):
+def _restore_compile(model, comp, where):
     from . import losses
-    loss_cls = getattr(losses, comp["loss"]["class_name"], None)
-    if loss_cls is None:
-        raise ModelFileError(f"unknown loss class {comp['loss']['class_name']!r} in the file")
+    name = comp["loss"]["class_name"]
+    loss_cls = getattr(losses, name, None) if isinstance(name, str) else None
+    # a Loss class only: the name must not reach other callables of the module
+    if not (isinstance(loss_cls, type) and issubclass(loss_cls, losses.Loss)):
+        raise ModelFileError(f"{where}: unknown loss class {comp['loss']['class_name']!r:.80} "
+                             f"in the file")
     cfg = {k: v for k, v in comp["loss"]["config"].items() if k not in ("name", "reduction")}
     model.compile(optimizer=comp["optimizer"], loss=loss_cls(**cfg), metrics=comp["metrics"])
