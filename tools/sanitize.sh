@@ -41,9 +41,12 @@ LIBASAN=$($CC -print-file-name=libasan.so)
 LIBUBSAN=$($CC -print-file-name=libubsan.so)
 export LD_PRELOAD="$LIBASAN $LIBUBSAN"
 export PYTHONPATH="$SRC${PYTHONPATH:+:$PYTHONPATH}"
-# allocator_may_return_null: an absurd allocation gives NULL -> MemoryError
-# (as the normal malloc does) instead of an ASan abort.
-export ASAN_OPTIONS="detect_leaks=0:allocator_may_return_null=1:halt_on_error=0:log_path=$LOGS/asan"
+# allocator_may_return_null + max_allocation_size_mb: an allocation above 8 GB
+# gives NULL -> MemoryError, as the kernel's overcommit check does for absurd
+# requests in a normal run (ASan's own allocator would reserve it and let it be
+# written); hard_rss_limit_mb: should RSS still run away, ASan stops the run
+# with a report instead of the machine's OOM killer stopping something else.
+export ASAN_OPTIONS="detect_leaks=0:allocator_may_return_null=1:max_allocation_size_mb=8192:hard_rss_limit_mb=6000:halt_on_error=0:log_path=$LOGS/asan"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=0:log_path=$LOGS/ubsan"
 export CLSTM_SANITIZED=1      # tests that measure RSS or timing skip themselves
 
