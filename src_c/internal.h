@@ -41,8 +41,20 @@
 /* Threads split the batch rather than the hidden units when each gets at
  * least this many rows and W_hh has at most this many bytes (both threads
  * then read all of it from their own L2 every step). */
+#ifndef CLSTM_BATCH_SPLIT_ROWS
 #define CLSTM_BATCH_SPLIT_ROWS 8
+#endif
+#ifndef CLSTM_BATCH_SPLIT_WEIGHTS
 #define CLSTM_BATCH_SPLIT_WEIGHTS (512.0 * 1024)
+#endif
+
+/* Inputs of at most this many features enter each step's register tile with
+ * h_{t-1} (one product over [x_t, h_{t-1}]) instead of a separate input
+ * projection: for small I that projection is mostly stores and reloads
+ * (22% of the kernel's instructions at I = 1, H = 50). */
+#ifndef CLSTM_FUSED_INPUT_MAX
+#define CLSTM_FUSED_INPUT_MAX 32
+#endif
 
 /* The widest instruction set the tile kernels may use on this CPU:
  * 4 (x86-64-v4, AVX-512), 3 (x86-64-v3, AVX2 + FMA) or 0 (baseline). */

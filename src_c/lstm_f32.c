@@ -12,4 +12,20 @@
 #define GEMM sgemm
 #define SIGMOID clstm_sigmoid_f32
 #define TANH clstm_tanh_f32
+/* The activations' constants for tile_template.h's vector versions (the same
+ * math as vmath.h's scalar ones, written on whole vectors). */
+#define VM_UINT uint32_t
+#define VM_SHIFTER 12582912.0f
+#define VM_LOG2E 1.44269504088896341f
+#define VM_SHIFT_BITS 0x4B400000u
+#define VM_EXP_BIAS 127u
+#define VM_MANT 23
+#define VM_LN2_HI 0.693359375f
+#define VM_LN2_LO -2.12194440e-4f
+#define VM_SIGN 0x80000000u
+#define VM_EXP_LO -87.0f
+#define VM_EXP_HI 88.0f
+#define VM_TANH_LO -40.0f
+#define VM_EXPM1_COEF {1.0f / 40320.0f, 1.0f / 5040.0f, 1.0f / 720.0f, 1.0f / 120.0f, \
+                       1.0f / 24.0f, 1.0f / 6.0f, 0.5f, 1.0f}
 #include "lstm_template.h"

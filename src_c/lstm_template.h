@@ -34,9 +34,11 @@ static void SFX(gemm_rm)(const clstm_blas *blas, char ta, char tb, int M, int N,
 
 /* What one step of the forward pass reads and writes (tile_template.h). */
 typedef struct {
-    int H;
+    int H, I;
+    const REAL *x, *bias;          /* fused input: x_t (B, I) and the bias; else NULL */
     const REAL *hp; size_t ldhp;   /* h_{t-1} (B, ldhp), NULL for zeros */
-    REAL *G;                       /* (B, 4H): input projection + bias in; gates out */
+    const REAL *G;                 /* (B, 4H): input projection + bias (not fused) */
+    REAL *Gout;                    /* (B, 4H): activated gates out, or NULL */
     const REAL *cp; REAL *c;       /* c_{t-1}, c_t (B, H) */
     REAL *hs; size_t ldhs;         /* state h_t */
     REAL *y; size_t ldy;           /* output h_t (0 where masked) */
@@ -47,7 +49,8 @@ typedef struct {
 typedef struct {
     int vl;
     int (*unit_blocks)(int H);
-    void (*pack_gates)(int K, int H, const REAL *src, int u0, int u1, REAL *dst);
+    void (*pack_gates)(int K1, const REAL *src1, int K2, const REAL *src2, int H,
+                       int u0, int u1, REAL *dst);
     void (*project)(int rows, int K, int H, const REAL *X, const REAL *Pih,
                     const REAL *bias, REAL *G, int u0, int u1);
     void (*step)(int b0, int b1, const SFX(step_io) *s, const REAL *Phh, int u0, int u1);
@@ -222,7 +225,7 @@ static void SFX(copy_rows)(int B, int H, const REAL *src, int lds, REAL *dst)
  * spin beside ours. */
 typedef struct {
     const SFX(kernels) *k;
-    int T, B, I, H, reverse, chunk, train, by_batch;
+    int T, B, I, H, reverse, chunk, train, by_batch, fused;
     const REAL *x, *w_ih_t, *w_hh_t, *bias, *h0, *c0;
     const unsigned char *mask;
     REAL *y; int ldy;
@@ -242,8 +245,12 @@ static void SFX(forward_thread)(const SFX(fwd_job) *J, int tid, int nt)
     if (J->by_batch) SFX(share)(B, tid, nt, &b0, &b1);
     else { u0 = p0; u1 = p1; }
     const int ldh = J->mask ? H : J->ldy;
-    K->pack_gates(I, H, J->w_ih_t, p0, p1, J->pih);
-    K->pack_gates(H, H, J->w_hh_t, p0, p1, J->phh);
+    if (J->fused)   /* one panel per block over [W_ih^T; W_hh^T] */
+        K->pack_gates(I, J->w_ih_t, H, J->w_hh_t, H, p0, p1, J->phh);
+    else {
+        K->pack_gates(I, J->w_ih_t, 0, NULL, H, p0, p1, J->pih);
+        K->pack_gates(H, J->w_hh_t, 0, NULL, H, p0, p1, J->phh);
+    }
     if (J->by_batch) SFX(barrier)(nt);     /* every thread reads all of W */
     /* Where step s keeps its hidden state h_t: without a mask the outputs y
      * are the states; with one, skipped steps output 0 while the state
@@ -255,7 +262,9 @@ static void SFX(forward_thread)(const SFX(fwd_job) *J, int tid, int nt)
         const int tlo = J->reverse ? T - s0 - n : s0;   /* the chunk's times: [tlo, tlo + n) */
         REAL *gc = train ? J->gates + (size_t)tlo * BG : J->gbuf;
         const REAL *xc = J->x + (size_t)tlo * B * I;
-        if (J->by_batch)
+        if (J->fused)
+            ;   /* x_t enters each step's tile */
+        else if (J->by_batch)
             for (int i = 0; i < n; i++)
                 K->project(b1 - b0, I, H, xc + ((size_t)i * B + b0) * I, J->pih, J->bias,
                            gc + (size_t)i * BG + (size_t)b0 * 4 * H, u0, u1);
@@ -266,9 +275,13 @@ static void SFX(forward_thread)(const SFX(fwd_job) *J, int tid, int nt)
             const int tp = J->reverse ? t + 1 : t - 1;   /* the step before, in time order */
             SFX(step_io) io;
             io.H = H;
+            io.I = I;
+            io.x = J->fused ? J->x + (size_t)t * B * I : NULL;
+            io.bias = J->bias;
             io.hp = s == 0 ? J->h0 : HSTATE(s - 1, tp);
             io.ldhp = s == 0 ? (size_t)H : (size_t)ldh;
             io.G = gc + (size_t)(t - tlo) * BG;
+            io.Gout = train || !J->fused ? gc + (size_t)(t - tlo) * BG : NULL;
             io.cp = s == 0 ? J->c0 : train ? J->cs + (size_t)tp * BH : J->cbuf + ((s - 1) & 1) * BH;
             io.c = train ? J->cs + (size_t)t * BH : J->cbuf + (s & 1) * BH;
             io.hs = HSTATE(s, t);
@@ -302,9 +315,11 @@ int SFX(clstm_lstm_forward)(const clstm_blas *blas, int T, int B, int I, int H,
     J.x = x; J.w_ih_t = w_ih_t; J.w_hh_t = w_hh_t; J.h0 = h0; J.mask = mask;
     J.y = y; J.ldy = ldy; J.gates = gates; J.cs = cs; J.hs = hs;
     J.chunk = clstm_forward_chunk(T, B, H);
+    J.fused = I <= CLSTM_FUSED_INPUT_MAX;
     J.pih = SFX(align64)(ws);
-    J.phh = J.pih + CLSTM_GATE_PANELS(I, H);
-    REAL *zbias = J.phh + CLSTM_GATE_PANELS(H, H);
+    REAL *zbias = J.pih + CLSTM_GATE_PANELS(I, H) + CLSTM_GATE_PANELS(H, H);
+    /* fused: one set of [W_ih^T; W_hh^T] panels fills both parts */
+    J.phh = J.fused ? J.pih : J.pih + CLSTM_GATE_PANELS(I, H);
     REAL *zc0 = zbias + CLSTM_ROUND16(4 * (size_t)H);
     J.cbuf = zc0 + CLSTM_ROUND16(BH);
     J.gbuf = J.cbuf + CLSTM_ROUND16(2 * BH);

@@ -21,24 +21,89 @@
  * cache for the whole sequence) and meet once per step.
  */
 
+#pragma GCC diagnostic ignored "-Wpsabi"   /* vector helpers are always inlined */
+
 #define VL ((int)(KVB / sizeof(REAL)))
 #define PW (4 * VL)
 
 typedef REAL KSFX(vec) __attribute__((vector_size(KVB)));
 
+/* Unaligned whole-vector access, and the lanes as unsigned integers. */
+typedef REAL KSFX(vu) __attribute__((vector_size(KVB), aligned(sizeof(REAL))));
+typedef VM_UINT KSFX(vb) __attribute__((vector_size(KVB)));
+
+/* m ? a : b, lane by lane (m: all ones or zero per lane, from a comparison) */
+static inline __attribute__((always_inline)) KSFX(vec) KSFX(vsel)(KSFX(vb) m, KSFX(vec) a,
+                                                                  KSFX(vec) b)
+{
+    return (KSFX(vec))(((KSFX(vb))a & m) | ((KSFX(vb))b & ~m));
+}
+
+static inline __attribute__((always_inline)) KSFX(vec) KSFX(vsplat)(REAL v)
+{
+    return (KSFX(vec)){0} + v;
+}
+
+/* vmath.h's reduction, exp, expm1 polynomial, sigmoid and tanh on whole
+ * vectors: the same operations, so the same accuracy (a few ulp). */
+static inline __attribute__((always_inline)) KSFX(vec) KSFX(vreduce)(KSFX(vec) x,
+                                                                     KSFX(vec) *two_n)
+{
+    const KSFX(vec) sh = KSFX(vsplat)(VM_SHIFTER);
+    KSFX(vec) t = x * KSFX(vsplat)(VM_LOG2E) + sh;
+    KSFX(vec) n = t - sh;
+    *two_n = (KSFX(vec))((((KSFX(vb))t - VM_SHIFT_BITS) + VM_EXP_BIAS) << VM_MANT);
+    KSFX(vec) r = x - n * KSFX(vsplat)(VM_LN2_HI);
+    return r - n * KSFX(vsplat)(VM_LN2_LO);
+}
+
+static inline __attribute__((always_inline)) KSFX(vec) KSFX(vexpm1_poly)(KSFX(vec) r)
+{
+    static const REAL c[] = VM_EXPM1_COEF;
+    KSFX(vec) p = KSFX(vsplat)(c[0]);
+    for (unsigned i = 1; i < sizeof c / sizeof c[0]; i++) p = p * r + c[i];
+    return p * r;
+}
+
+static inline __attribute__((always_inline)) KSFX(vec) KSFX(vsigmoid)(KSFX(vec) x)
+{
+    KSFX(vec) e = -x, two_n;
+    e = KSFX(vsel)((KSFX(vb))(e > VM_EXP_HI), KSFX(vsplat)(VM_EXP_HI), e);
+    e = KSFX(vsel)((KSFX(vb))(e < -VM_EXP_HI + 1), KSFX(vsplat)(VM_EXP_LO), e);
+    KSFX(vec) r = KSFX(vreduce)(e, &two_n);
+    e = two_n + two_n * KSFX(vexpm1_poly)(r);
+    KSFX(vec) s = 1 / (1 + e);
+    return KSFX(vsel)((KSFX(vb))(x < VM_EXP_LO), KSFX(vsplat)(0), s);
+}
+
+static inline __attribute__((always_inline)) KSFX(vec) KSFX(vtanh)(KSFX(vec) x)
+{
+    const KSFX(vb) sign = (KSFX(vb)){0} + VM_SIGN;
+    KSFX(vec) y = (KSFX(vec))((KSFX(vb))x | sign) * 2;      /* -2 |x| */
+    y = KSFX(vsel)((KSFX(vb))(y < VM_TANH_LO), KSFX(vsplat)(VM_TANH_LO), y);
+    KSFX(vec) two_n;
+    KSFX(vec) r = KSFX(vreduce)(y, &two_n);
+    KSFX(vec) m = two_n * KSFX(vexpm1_poly)(r) + (two_n - 1);
+    KSFX(vec) t = -m / (2 + m);
+    return (KSFX(vec))(((KSFX(vb))t & ~sign) | ((KSFX(vb))x & sign));
+}
+
 /* Unit blocks of H hidden units at this width. */
 static inline int KSFX(unit_blocks)(int H) { return (H + VL - 1) / VL; }
 
-/* Packs the unit blocks [u0, u1) of src (K, 4H), row stride 4H, gates i f g o
- * of H columns each (w_ih_t or w_hh_t), into panels: block u at
- * dst + u K PW, row k as drawn above, zero past unit H. */
-static void KSFX(pack_gates)(int K, int H, const REAL *src, int u0, int u1, REAL *dst)
+/* Packs the unit blocks [u0, u1) of two stacked gate matrices, src1 (K1, 4H)
+ * over src2 (K2, 4H), row stride 4H, gates i f g o of H columns each
+ * (w_ih_t and/or w_hh_t), into panels: block u at dst + u (K1 + K2) PW,
+ * row k as drawn above, zero past unit H. */
+static void KSFX(pack_gates)(int K1, const REAL *src1, int K2, const REAL *src2, int H,
+                             int u0, int u1, REAL *dst)
 {
+    const int K = K1 + K2;
     for (int u = u0; u < u1; u++) {
         const int j = u * VL, w = H - j < VL ? H - j : VL;
         REAL *p = dst + (size_t)u * K * PW;
         for (int k = 0; k < K; k++, p += PW) {
-            const REAL *s = src + (size_t)k * 4 * H + j;
+            const REAL *s = (k < K1 ? src1 + (size_t)k * 4 * H : src2 + (size_t)(k - K1) * 4 * H) + j;
             for (int g = 0; g < 4; g++) {
                 for (int q = 0; q < w; q++) p[g * VL + q] = s[(size_t)g * H + q];
                 for (int q = w; q < VL; q++) p[g * VL + q] = 0;
@@ -47,16 +112,18 @@ static void KSFX(pack_gates)(int K, int H, const REAL *src, int u0, int u1, REAL
     }
 }
 
-/* acc[r][v] (mr rows, nv vectors) = A (mr, K; row stride lda) x P, where
+/* acc[r][v] (mr rows, nv vectors) = A (mr, K; row stride lda) x P (+= unless
+ * zero), where
  * vector v of row k of P is at P + v bs + k ps.  mr and nv are constants at
  * every call site, so acc lives in registers.  Forward: P a gate panel
  * (ps = PW, bs = VL); backward: nv unit blocks of W_hh (ps = VL, bs = K VL). */
 static inline __attribute__((always_inline)) void KSFX(tile)(
-    int mr, int nv, int K, const REAL *restrict A, size_t lda, const REAL *restrict P,
-    size_t ps, size_t bs, KSFX(vec) acc[KMR][4])
+    int mr, int nv, int zero, int K, const REAL *restrict A, size_t lda,
+    const REAL *restrict P, size_t ps, size_t bs, KSFX(vec) acc[KMR][4])
 {
-    for (int r = 0; r < mr; r++)
-        for (int v = 0; v < nv; v++) acc[r][v] = (KSFX(vec)){0};
+    if (zero)
+        for (int r = 0; r < mr; r++)
+            for (int v = 0; v < nv; v++) acc[r][v] = (KSFX(vec)){0};
     const REAL *p0 = P, *p1 = P + bs, *p2 = P + 2 * bs, *p3 = P + 3 * bs;
     for (int k = 0; k < K; k++) {
         const size_t o = (size_t)k * ps;
@@ -82,7 +149,7 @@ static inline __attribute__((always_inline)) void KSFX(proj_rows)(
     REAL *G, int j, int w)
 {
     KSFX(vec) acc[KMR][4];
-    KSFX(tile)(mr, 4, K, X, K, P, PW, VL, acc);
+    KSFX(tile)(mr, 4, 1, K, X, K, P, PW, VL, acc);
     for (int r = 0; r < mr; r++)
         for (int g = 0; g < 4; g++) {
             REAL t[VL] __attribute__((aligned(KVB)));
@@ -125,52 +192,79 @@ static inline __attribute__((always_inline)) void KSFX(cell)(
         for (int q = 0; q < w; q++) y[q] = h[q];
 }
 
-/* One step for rows [b, b + mr) and unit block u (units j .. j + w). */
+/* One step for rows [b, b + mr) and unit block u (units j .. j + w).  P: the
+ * block's panel of W_hh^T or, fused, of [W_ih^T; W_hh^T] (then x_t comes
+ * into the same tile and the bias is added here). */
 static inline __attribute__((always_inline)) void KSFX(step_rows)(
     int mr, const SFX(step_io) *s, const REAL *P, int b, int j, int w)
 {
-    const int H = s->H;
+    const int H = s->H, I = s->I;
     KSFX(vec) acc[KMR][4];
+    if (s->x)
+        KSFX(tile)(mr, 4, 1, I, s->x + (size_t)b * I, I, P, PW, VL, acc);
     if (s->hp)
-        KSFX(tile)(mr, 4, H, s->hp + (size_t)b * s->ldhp, s->ldhp, P, PW, VL, acc);
-    else
+        KSFX(tile)(mr, 4, !s->x, H, s->hp + (size_t)b * s->ldhp, s->ldhp,
+                   s->x ? P + (size_t)I * PW : P, PW, VL, acc);
+    else if (!s->x)
         for (int r = 0; r < mr; r++)
             for (int g = 0; g < 4; g++) acc[r][g] = (KSFX(vec)){0};
     for (int r = 0; r < mr; r++) {
         const size_t row = (size_t)(b + r), o = row * H + j;
-        REAL *gx = s->G + row * 4 * H + j;
+        /* what the recurrent product adds to: the row's input projection, or
+         * (fused) the bias; where the activated gates go (NULL: nowhere) */
+        const REAL *add = s->x ? s->bias + j : s->G + row * 4 * H + j;
+        REAL *gout = s->Gout ? s->Gout + row * 4 * H + j : NULL;
         REAL *hrow = s->hs + row * s->ldhs + j, *yrow = s->y + row * s->ldy + j;
         if (s->m && !s->m[row]) {    /* padding: state carried, output and gates 0 */
             for (int q = 0; q < w; q++) {
                 s->c[o + q] = s->cp[o + q];
                 hrow[q] = s->hp ? s->hp[row * s->ldhp + j + q] : 0;
                 if (yrow != hrow) yrow[q] = 0;
-                for (int g = 0; g < 4; g++) gx[(size_t)g * H + q] = 0;
+                if (gout)
+                    for (int g = 0; g < 4; g++) gout[(size_t)g * H + q] = 0;
             }
             continue;
         }
+        REAL *ysep = yrow != hrow ? yrow : NULL;
+        if (w == VL) {   /* the cell on the registers */
+            const KSFX(vu) *ai = (const KSFX(vu) *)add, *af = (const KSFX(vu) *)(add + H);
+            const KSFX(vu) *ag = (const KSFX(vu) *)(add + 2 * (size_t)H);
+            const KSFX(vu) *ao = (const KSFX(vu) *)(add + 3 * (size_t)H);
+            const KSFX(vec) i = KSFX(vsigmoid)(acc[r][0] + *ai);
+            const KSFX(vec) f = KSFX(vsigmoid)(acc[r][1] + *af);
+            const KSFX(vec) g = KSFX(vtanh)(acc[r][2] + *ag);
+            const KSFX(vec) og = KSFX(vsigmoid)(acc[r][3] + *ao);
+            const KSFX(vec) ct = f * *(const KSFX(vu) *)(s->cp + o) + i * g;
+            const KSFX(vec) ht = og * KSFX(vtanh)(ct);
+            *(KSFX(vu) *)(s->c + o) = ct;
+            *(KSFX(vu) *)hrow = ht;
+            if (ysep) *(KSFX(vu) *)ysep = ht;
+            if (gout) {
+                *(KSFX(vu) *)gout = i;
+                *(KSFX(vu) *)(gout + H) = f;
+                *(KSFX(vu) *)(gout + 2 * (size_t)H) = g;
+                *(KSFX(vu) *)(gout + 3 * (size_t)H) = og;
+            }
+            continue;
+        }
+        /* the last, partial block: through padded copies, so that the cell
+         * still runs as whole vectors (a scalar tail calls the activations
+         * out of line, ~5 us per step at H = 50) */
         REAL pre[4][VL] __attribute__((aligned(KVB)));
         for (int g = 0; g < 4; g++) *(KSFX(vec) *)pre[g] = acc[r][g];
-        REAL *ysep = yrow != hrow ? yrow : NULL;
-        if (w == VL) {
-            KSFX(cell)(VL, H, pre, gx, s->cp + o, s->c + o, hrow, ysep);
-        } else {
-            /* the last, partial block: through padded copies, so that the
-             * cell still runs as whole vectors (a scalar tail calls the
-             * activations out of line, ~5 us per step at H = 50) */
-            REAL pg[4 * VL], pc[VL], cc[VL], hh[VL];
-            for (int q = 0; q < VL; q++) {
-                const int in = q < w;
-                for (int g = 0; g < 4; g++) pg[g * VL + q] = in ? gx[(size_t)g * H + q] : 0;
-                pc[q] = in ? s->cp[o + q] : 0;
-            }
-            KSFX(cell)(VL, VL, pre, pg, pc, cc, hh, NULL);
-            for (int q = 0; q < w; q++) {
-                for (int g = 0; g < 4; g++) gx[(size_t)g * H + q] = pg[g * VL + q];
-                s->c[o + q] = cc[q];
-                hrow[q] = hh[q];
-                if (ysep) ysep[q] = hh[q];
-            }
+        REAL pg[4 * VL], pc[VL], cc[VL], hh[VL];
+        for (int q = 0; q < VL; q++) {
+            const int in = q < w;
+            for (int g = 0; g < 4; g++) pg[g * VL + q] = in ? add[(size_t)g * H + q] : 0;
+            pc[q] = in ? s->cp[o + q] : 0;
+        }
+        KSFX(cell)(VL, VL, pre, pg, pc, cc, hh, NULL);
+        for (int q = 0; q < w; q++) {
+            if (gout)
+                for (int g = 0; g < 4; g++) gout[(size_t)g * H + q] = pg[g * VL + q];
+            s->c[o + q] = cc[q];
+            hrow[q] = hh[q];
+            if (ysep) ysep[q] = hh[q];
         }
     }
 }
@@ -217,7 +311,7 @@ KATTR static void KSFX(step)(int b0, int b1, const SFX(step_io) *s, const REAL *
     const int H = s->H;
     for (int u = u0; u < u1; u++) {
         const int j = u * VL, w = H - j < VL ? H - j : VL;
-        const REAL *P = Phh + (size_t)u * H * PW;
+        const REAL *P = Phh + (size_t)u * (s->x ? s->I + H : H) * PW;
         for (int b = b0; b < b1; b += KMR) {
             const int mr = b1 - b < KMR ? b1 - b : KMR;
 #define STEP(MR) KSFX(step_rows)(MR, s, P, b, j, w)
@@ -252,7 +346,7 @@ static inline __attribute__((always_inline)) void KSFX(back_rows)(
 {
     const int K = 4 * H;
     KSFX(vec) acc[KMR][4];
-    KSFX(tile)(mr, nv, K, dG + (size_t)b * K, K, P, VL, (size_t)K * VL, acc);
+    KSFX(tile)(mr, nv, 1, K, dG + (size_t)b * K, K, P, VL, (size_t)K * VL, acc);
     for (int r = 0; r < mr; r++) {
         if (m && !m[b + r]) continue;
         REAL t[4 * VL] __attribute__((aligned(KVB)));
