@@ -5,8 +5,11 @@ shapes of bench/compare.py, float32, forward and forward+backward.
     pytest bench/ --benchmark-disable    # run each case once (a smoke test)
 
 Each shape's clstm and torch cases share a benchmark group, so the table
-pytest-benchmark prints puts them side by side.  For interleaved medians,
-ratios against onnxruntime and the performance targets, use compare.py.
+pytest-benchmark prints puts them side by side.  The training epoch of the
+seed model (clstm.keras LSTM(50) + Dense(1), Adam, MSE, 2048 windows of 60
+steps, batch 32) is timed for clstm alone.  For interleaved medians, ratios
+against onnxruntime and torch, the peak memory and the performance targets,
+use compare.py.
 """
 import numpy as np
 import pytest
@@ -91,3 +94,15 @@ def test_torch_forward_backward(benchmark, torch, shape):
     from clstm.benchmark import torch_fwdbwd
     model, (x, dy) = torch_model(torch, shape), inputs(shape)
     run(benchmark, shape, "fwd+bwd", torch_fwdbwd(model, x, dy))
+
+
+def test_clstm_epoch(benchmark):
+    """One fit() epoch of the seed model on compare.py's data: a few rounds
+    after one warm-up epoch, and the loss must have come down."""
+    from clstm.benchmark import EPOCH_BATCH, clstm_epoch, clstm_seed_model, epoch_data
+    x, y = epoch_data()
+    model = clstm_seed_model(x.shape[2], x.shape[1])
+    before = model.evaluate(x, y, batch_size=len(x), verbose=0)
+    benchmark.group = f"epoch seed model N{len(x)}-T{x.shape[1]}-batch{EPOCH_BATCH}"
+    benchmark.pedantic(clstm_epoch(model, x, y), rounds=3, iterations=1, warmup_rounds=1)
+    assert model.evaluate(x, y, batch_size=len(x), verbose=0) < before

@@ -28,18 +28,53 @@ How
   yardstick for clstm's GFLOP/s there.  Last, the performance targets are
   printed with PASS or MISS.
 
+Training epoch ("epoch", float32)
+  The seed model of clstm.keras, Sequential([LSTM(50, input_shape=(60, 1)),
+  Dense(1)]) compiled with Adam and MSE, against the same loop written in
+  torch (nn.LSTM(1, 50, batch_first=True), nn.Linear(50, 1) on the last
+  output, torch.optim.Adam with Keras's defaults, MSELoss, batch 32, a fresh
+  shuffle each epoch, the loss read back per batch as fit() does), on the
+  same 2048 windows of 60 steps x 1 feature (a noisy two-sine series, fixed
+  seed) and from the same initial weights (torch's, copied).  First one
+  epoch of each must lower the loss over the whole set (else the script
+  aborts); then whole epochs, clstm ``fit(x, y, epochs=1, batch_size=32,
+  verbose=0)`` (no validation), are timed in interleaved rounds as above.
+
+Peak memory ("memory", float32, B=16, I=256, H=512)
+  Each measurement runs in a fresh interpreter that imports only the library
+  measured, builds the model and the input, calls it once on 2 steps (thread
+  pools started), then records ru_maxrss before and after one call:
+  inference (clstm ``lstm(x)``, torch under inference_mode) at T = 2000 and
+  8000, and training (forward(train=True) + backward, torch forward +
+  backward) at T = 2000.  The growth is printed beside the output's own size
+  (T*B*H*4 bytes) for inference and beside what BPTT must keep (gates
+  T*B*4H, cell states and outputs T*B*H each, 4 bytes apiece) for training.
+  The interpreter is started through a small launcher process, because
+  ru_maxrss inherits, through exec, the peak of the process that execs, and
+  on Linux the peak is reset (/proc/self/clear_refs) just before the call,
+  so the growth is the call's own peak over the memory held before it.
+
 Usage (the same program either way; bench/compare.py is the repository's entry)
-  python -m clstm bench [--threads 1 2] [--repeats N] [--dtype float32|float64]
-                        [--quick] [--budget SECONDS] [--markdown FILE]
+  python -m clstm bench [--threads 1 2] [--repeats N] [--dtype float32|float64|both]
+                        [--only {lstm,epoch,memory} ...] [--quick] [--budget SECONDS]
+                        [--markdown FILE]
   python bench/compare.py ...
+
+  --only picks parts ("lstm": the shapes above and step(); "epoch"; "memory");
+  the default runs them all.  "epoch" and "memory" are float32 measurements
+  and run when float32 is among --dtype.  Without torch (or onnxruntime) the
+  missing library's columns print "-" and its targets SKIP.
 """
 import argparse
+import dataclasses
 import gc
 import io
+import json
 import math
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -432,6 +467,293 @@ def run_all(settings, use_ort, log):
     return results
 
 
+# ------------------------------------------------------------------ epoch ---
+# One training epoch of the seed model (clstm.keras) against the same loop in
+# torch, float32, same data, same initial weights.
+
+EPOCH_WINDOWS = 2048    # samples per epoch
+EPOCH_STEPS = 60        # time steps per window (1 feature)
+EPOCH_UNITS = 50
+EPOCH_BATCH = 32
+EPOCH_BAR = 2.5         # torch/clstm, whole epochs, at TARGET_THREADS threads
+
+
+class SanityError(AssertionError):
+    pass
+
+
+def epoch_data(windows=EPOCH_WINDOWS, steps=EPOCH_STEPS):
+    """x (windows, steps, 1): windows of a noisy two-sine series; y (windows,
+    1): the value after each window.  float32, fixed seed."""
+    rng = np.random.default_rng(SEED + 2)
+    t = np.arange(windows + steps)
+    series = (np.sin(2 * np.pi * t / 50) + 0.5 * np.sin(2 * np.pi * t / 13)
+              + 0.1 * rng.standard_normal(t.size)).astype(np.float32)
+    x = series[np.arange(windows)[:, None] + np.arange(steps)][..., None]
+    y = series[steps:steps + windows, None].copy()
+    return x, y
+
+
+def torch_seed_model(features=1, units=EPOCH_UNITS):
+    """nn.LSTM(features, units) + nn.Linear(units, 1) on the last output,
+    batch-major as Keras, with torch's initialization under SEED."""
+    class SeedModel(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lstm = torch.nn.LSTM(features, units, batch_first=True)
+            self.dense = torch.nn.Linear(units, 1)
+
+        def forward(self, x):
+            out, _ = self.lstm(x)
+            return self.dense(out[:, -1])
+
+    torch.manual_seed(SEED)
+    return SeedModel()
+
+
+def keras_weights_from_torch(net):
+    """The torch seed model's weights in clstm.keras's order and layout:
+    LSTM kernel (F, 4H), recurrent_kernel (H, 4H), bias (4H) (gate order i, f,
+    g/c, o in both), Dense kernel (H, 1), bias (1)."""
+    sd = {k: v.detach().numpy() for k, v in net.state_dict().items()}
+    return [sd["lstm.weight_ih_l0"].T, sd["lstm.weight_hh_l0"].T,
+            sd["lstm.bias_ih_l0"] + sd["lstm.bias_hh_l0"],
+            sd["dense.weight"].T, sd["dense.bias"]]
+
+
+def clstm_seed_model(features=1, steps=EPOCH_STEPS, units=EPOCH_UNITS, weights=None):
+    """Sequential([LSTM(units, input_shape=(steps, features)), Dense(1)]),
+    compiled with Adam and MSE; weights in Keras order, else clstm's init."""
+    from clstm import keras
+    keras.utils.set_random_seed(SEED)
+    model = keras.Sequential([keras.layers.LSTM(units, input_shape=(steps, features)),
+                              keras.layers.Dense(1)])
+    model.compile(optimizer="adam", loss="mse")
+    if weights is not None:
+        model.set_weights(weights)
+    return model
+
+
+def clstm_epoch(model, x, y, batch=EPOCH_BATCH):
+    return lambda: model.fit(x, y, epochs=1, batch_size=batch, verbose=0)
+
+
+def torch_epoch(net, x, y, batch=EPOCH_BATCH):
+    """A callable running one epoch of the usual torch loop (shuffled batches:
+    zero_grad, forward, MSE, backward, Adam step, loss.item()); returns the
+    mean batch loss."""
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-3, eps=1e-7)  # Keras's Adam defaults
+    loss_fn = torch.nn.MSELoss()
+    gen = torch.Generator().manual_seed(SEED)
+    n = len(x)
+
+    def epoch():
+        order = torch.randperm(n, generator=gen)
+        total = 0.0
+        for a in range(0, n, batch):
+            idx = order[a:a + batch]
+            optimizer.zero_grad(set_to_none=True)
+            loss = loss_fn(net(xt[idx]), yt[idx])
+            loss.backward()
+            optimizer.step()
+            total += loss.item() * len(idx)
+        return total / n
+    return epoch
+
+
+def torch_loss(net, x, y):
+    with torch.no_grad():
+        return float(torch.nn.functional.mse_loss(net(torch.from_numpy(x)), torch.from_numpy(y)))
+
+
+def build_epoch_callables(x, y):
+    """{library: one-epoch callable} and the sanity check's losses
+    {library: (before, after one epoch)}; raises SanityError when the two
+    start from different losses or an epoch does not lower the loss."""
+    net = torch_seed_model(x.shape[2]) if torch is not None else None
+    model = clstm_seed_model(x.shape[2], x.shape[1],
+                             weights=keras_weights_from_torch(net) if net is not None else None)
+    fns = {"clstm": clstm_epoch(model, x, y)}
+    losses = {"clstm": model.evaluate(x, y, batch_size=len(x), verbose=0)}
+    if net is not None:
+        fns["torch"] = torch_epoch(net, x, y)
+        losses["torch"] = torch_loss(net, x, y)
+        if not abs(losses["clstm"] - losses["torch"]) <= 1e-4 * losses["torch"]:
+            raise SanityError(f"seed model before training: clstm loss {losses['clstm']:.6g}, torch "
+                              f"{losses['torch']:.6g} from the same weights")
+    for lib, fn in fns.items():
+        fn()
+        after = (model.evaluate(x, y, batch_size=len(x), verbose=0) if lib == "clstm"
+                 else torch_loss(net, x, y))
+        losses[lib] = (losses[lib], after)
+        if not after < losses[lib][0]:
+            raise SanityError(f"seed model: one epoch of {lib} did not lower the loss "
+                              f"({losses[lib][0]:.6g} -> {after:.6g})")
+    return fns, losses
+
+
+def run_epoch(settings, log):
+    """{threads: ({library: median s per epoch}, rounds)} and the sanity losses."""
+    x, y = epoch_data()
+    results, losses = {}, None
+    for n in settings.threads:
+        set_threads(n)
+        t0 = time.perf_counter()
+        fns, checked = build_epoch_callables(x, y)
+        losses = losses or checked
+        results[n] = time_interleaved(fns, settings)
+        log(f"  threads={n} epoch (seed model): checked and timed in {time.perf_counter() - t0:.1f} s")
+        time.sleep(SETTLE_S)
+    return results, losses
+
+
+# ----------------------------------------------------------------- memory ---
+# Peak RSS of one call, each in a fresh interpreter importing only the library
+# measured.  The interpreter is started by a small launcher: the kernel gives
+# an exec'd process the peak RSS of the process that exec'd (ru_maxrss would
+# start at this benchmark's own peak), and a launcher that is a bare Python
+# brings that floor down to ~10 MB.  On Linux the peak is then reset just
+# before the call (writing 5 to /proc/self/clear_refs), so ru_maxrss after the
+# call minus ru_maxrss before it is the call's peak over what was held before.
+
+MEMORY_SHAPE = (16, 256, 512)     # B, I, H
+MEMORY_INFER_T = (2000, 8000)
+MEMORY_TRAIN_T = (2000,)
+# Inference may grow by the output + this: the core's fixed workspace (weights
+# packed per call, (I+H)*4H values, 6 MiB here, and a gate chunk of at most
+# 4 MiB), whatever T is.
+MEMORY_SLACK_MB = 16
+MB = 2 ** 20
+
+MEMORY_LAUNCHER = "import subprocess, sys; sys.exit(subprocess.call(sys.argv[1:]))"
+
+MEMORY_CHILD = r'''
+import gc, json, resource, sys
+import numpy as np
+
+spec = json.loads(sys.argv[1])
+lib, mode, threads = spec["lib"], spec["mode"], spec["threads"]
+T, B, I, H = spec["T"], spec["B"], spec["I"], spec["H"]
+
+
+def maxrss():
+    r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return r if sys.platform == "darwin" else r * 1024   # bytes on macOS, KiB elsewhere
+
+
+def reset_peak():
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+rng = np.random.default_rng(0)
+x = rng.standard_normal((T, B, I), dtype=np.float32)
+dy = rng.standard_normal((T, B, H), dtype=np.float32)
+if lib == "clstm":
+    import clstm
+    clstm.set_num_threads(threads)
+    model = clstm.LSTM(I, H, seed=0)
+
+    def call(x, dy):
+        if mode == "inference":
+            return model(x)
+        model.forward(x, train=True)
+        return model.backward(dy)
+else:
+    import torch
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    model = torch.nn.LSTM(I, H)
+
+    def call(x, dy):
+        if mode == "inference":
+            with torch.inference_mode():
+                return model(torch.from_numpy(x))
+        for p in model.parameters():
+            p.grad = None
+        y, _ = model(torch.from_numpy(x))
+        y.backward(torch.from_numpy(dy))
+        return y.detach()
+
+call(x[:2], dy[:2])      # thread pools and lazy set-up, outside the measurement
+gc.collect()
+reset = reset_peak()
+before = maxrss()
+out = call(x, dy)
+after = maxrss()
+print(json.dumps({"before": before, "after": after, "reset": reset}))
+'''
+
+
+@dataclass(frozen=True)
+class MemoryCase:
+    mode: str       # "inference" or "training"
+    T: int
+
+    def reference(self):
+        """(what, bytes): the output's size for inference; what BPTT must keep
+        (gates T*B*4H, cell states and outputs T*B*H each) for training."""
+        B, _, H = MEMORY_SHAPE
+        if self.mode == "inference":
+            return "output", self.T * B * H * 4
+        return "BPTT state", self.T * B * 6 * H * 4
+
+
+def memory_cases(quick):
+    infer = MEMORY_INFER_T[:1] if quick else MEMORY_INFER_T
+    return ([MemoryCase("inference", t) for t in infer]
+            + [MemoryCase("training", t) for t in MEMORY_TRAIN_T])
+
+
+def measure_memory(lib, case, threads, timeout=900):
+    """The RSS growth of one call in a fresh interpreter, in bytes, and
+    whether the peak was reset before it; (None, reason) on failure."""
+    B, I, H = MEMORY_SHAPE
+    spec = json.dumps({"lib": lib, "mode": case.mode, "threads": threads,
+                       "T": case.T, "B": B, "I": I, "H": H})
+    # Run where this process found clstm, so the child imports the same build.
+    root = os.path.dirname(os.path.dirname(os.path.abspath(clstm.__file__)))
+    try:
+        proc = subprocess.run([sys.executable, "-c", MEMORY_LAUNCHER, sys.executable, "-c",
+                               MEMORY_CHILD, spec], cwd=root, capture_output=True, text=True,
+                              timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return None, f"timed out after {timeout} s"
+    if proc.returncode != 0:
+        last = (proc.stderr.strip().splitlines() or [f"exit status {proc.returncode}"])[-1]
+        return None, last
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    return got["after"] - got["before"], got["reset"]
+
+
+def run_memory(quick, log, threads=TARGET_THREADS):
+    """{(case, library): growth bytes or None}, and notes."""
+    libs = ["clstm"] + (["torch"] if torch is not None else [])
+    growth, notes, not_reset = {}, [], False
+    for case in memory_cases(quick):
+        for lib in libs:
+            t0 = time.perf_counter()
+            value, info = measure_memory(lib, case, threads)
+            growth[(case, lib)] = value
+            if value is None:
+                notes.append(f"{lib} {case.mode} T={case.T} failed: {info}")
+            elif not info:
+                not_reset = True
+            log(f"  memory {lib} {case.mode} T={case.T}: "
+                f"{'-' if value is None else f'{value / MB:.1f} MB'} in {time.perf_counter() - t0:.1f} s")
+    if not_reset:
+        notes.append("peak RSS could not be reset before the call (no /proc/self/clear_refs): "
+                     "a higher peak before the call hides part of the growth (a lower bound)")
+    if quick:
+        notes.append(f"memory: T={MEMORY_INFER_T[1]} skipped (--quick)")
+    return growth, notes
+
+
 # -------------------------------------------------------------- reporting ---
 
 def fmt_ms(seconds):
@@ -470,7 +792,47 @@ def gemm_line(res, dtype):
             f"{name} {GEMM_SIZE}^3 ({gemm_rate:.1f} GFLOP/s, median, same rounds)")
 
 
-TEXT_COLUMNS = ("shape (T,B,I,H)", "mode", "target", "measured", "status")
+def epoch_table(epoch):
+    """Header and rows: whole epochs of the seed model per thread count."""
+    header = ["threads", "rounds", "clstm ms", "torch ms", "torch/clstm"]
+    rows = [[str(n), str(rounds), fmt_ms(med.get("clstm")), fmt_ms(med.get("torch")),
+             fmt_ratio(med.get("torch"), med.get("clstm"))] for n, (med, rounds) in epoch.items()]
+    return header, rows
+
+
+def epoch_lines(losses):
+    same = "; both from torch's initial weights" if "torch" in losses else ""
+    return ["sanity: full-set MSE before -> after one epoch: " + ", ".join(
+        f"{lib} {a:.4f} -> {b:.4f}" for lib, (a, b) in losses.items()),
+        f"{EPOCH_WINDOWS} windows of {EPOCH_STEPS} steps x 1 feature, batch {EPOCH_BATCH}, "
+        f"LSTM({EPOCH_UNITS}) + Dense(1), Adam, MSE, float32{same}"]
+
+
+def fmt_mb(nbytes):
+    return "-" if nbytes is None else f"{nbytes / MB:.1f}"
+
+
+def memory_table(growth):
+    """Header and rows: RSS growth of one call per library, beside the
+    reference size (the output, or what BPTT must keep)."""
+    header = ["run", "T", "clstm MB", "torch MB", "reference", "reference MB"]
+    rows = []
+    for case in dict.fromkeys(case for case, _ in growth):
+        what, size = case.reference()
+        rows.append([case.mode, str(case.T), fmt_mb(growth.get((case, "clstm"))),
+                     fmt_mb(growth.get((case, "torch"))), what, fmt_mb(size)])
+    return header, rows
+
+
+def memory_lines():
+    B, I, H = MEMORY_SHAPE
+    return [f"B={B}, I={I}, H={H}, float32, {TARGET_THREADS} threads; peak RSS growth (ru_maxrss) of "
+            f"one call, each in a fresh interpreter",
+            "reference: output = T*B*H*4 bytes; BPTT state = gates T*B*4H + cell states T*B*H "
+            "+ outputs T*B*H, 4 bytes each (clstm's training figure also holds dx, T*B*I*4)"]
+
+
+TEXT_COLUMNS = ("shape (T,B,I,H)", "mode", "target", "measured", "status", "run", "reference")
 
 
 def text_table(header, rows):
@@ -501,8 +863,8 @@ class Outcome:
         return [self.what, self.measured, self.bar, self.status]
 
 
-def ratio_target(res, case, mode, lib, bar, skip_reason):
-    what = f"{mode} vs {lib} {case.label}"
+def ratio_target(res, case, mode, lib, bar, skip_reason, suffix=""):
+    what = f"{mode} vs {lib} {case.label}{suffix}"
     med = res.get((case, mode), ({}, 0))[0]
     if lib not in med or "clstm" not in med:
         return Outcome(what, "-", f">= {bar:.2f}", f"SKIP ({skip_reason.get(lib, 'not run')})")
@@ -521,7 +883,7 @@ def gemm_target(res, dtype):
                    "PASS" if share >= GEMM_FRACTION else "MISS")
 
 
-def scaling_targets(results):
+def scaling_targets(results, suffix=""):
     if not {1, TARGET_THREADS} <= set(results):
         return []
     out = []
@@ -530,7 +892,7 @@ def scaling_targets(results):
             if (case, mode) not in results[1]:
                 continue
             one, two = (results[n][(case, mode)][0]["clstm"] for n in (1, TARGET_THREADS))
-            out.append(Outcome(f"clstm {mode} {case.label} {TARGET_THREADS} threads vs 1",
+            out.append(Outcome(f"clstm {mode} {case.label} {TARGET_THREADS} threads vs 1{suffix}",
                                f"t1/t{TARGET_THREADS} = {one / two:.2f}", "> 1.00",
                                "PASS" if one / two > 1.0 else "MISS"))
     return out
@@ -569,7 +931,8 @@ def step_target(step):
 
 
 def evaluate_targets(results, dtype, skip_reason, step=None):
-    """The issue's targets at TARGET_THREADS threads (None if not run)."""
+    """The issue's LSTM targets at TARGET_THREADS threads for one dtype (None
+    if not run); float64 lines say so."""
     if TARGET_THREADS not in results:
         return None
     res = results[TARGET_THREADS]
@@ -579,10 +942,42 @@ def evaluate_targets(results, dtype, skip_reason, step=None):
         out.append(gemm_target(res, dtype))
         out += [ratio_target(res, c, "forward", "torch", 1.0, skip_reason) for c in CASES]
         out += [ratio_target(res, c, "fwd+bwd", "torch", bar, skip_reason) for c, bar in FWDBWD_VS_TORCH.items()]
+        suffix = ""
     else:
-        out += [ratio_target(res, c, m, "torch", 1.0, skip_reason) for c in CASES for m in MODES]
+        suffix = f" {np.dtype(dtype).name}"
+        out += [ratio_target(res, c, m, "torch", 1.0, skip_reason, suffix) for c in CASES for m in MODES]
     step_outcome = step_target(step)
-    return out + scaling_targets(results) + ([step_outcome] if step_outcome else [])
+    return out + scaling_targets(results, suffix) + ([step_outcome] if step_outcome else [])
+
+
+def epoch_target(epoch, skip_reason):
+    what = "training epoch (seed model)"
+    bar = f">= {EPOCH_BAR:.2f}"
+    if TARGET_THREADS not in epoch:
+        return Outcome(what, "-", bar, f"SKIP ({TARGET_THREADS} threads not run)")
+    med = epoch[TARGET_THREADS][0]
+    if "torch" not in med:
+        return Outcome(what, "-", bar, f"SKIP ({skip_reason.get('torch', 'not run')})")
+    ratio = med["torch"] / med["clstm"]
+    return Outcome(what, f"torch/clstm = {ratio:.2f}", bar, "PASS" if ratio >= EPOCH_BAR else "MISS")
+
+
+def memory_targets(growth):
+    """clstm's inference growth against the output's size + MEMORY_SLACK_MB,
+    per T (the issue asks for reports only; this is its one bar)."""
+    out = []
+    for case in dict.fromkeys(case for case, _ in growth):
+        if case.mode != "inference":
+            continue
+        what = f"clstm inference RSS growth T={case.T}"
+        bar = f"<= output + {MEMORY_SLACK_MB} MB"
+        got, (_, size) = growth.get((case, "clstm")), case.reference()
+        if got is None:
+            out.append(Outcome(what, "-", bar, "SKIP (failed)"))
+            continue
+        out.append(Outcome(what, f"{got / MB:.1f} MB = output {size / MB:.1f} + {(got - size) / MB:.1f}", bar,
+                           "PASS" if got <= size + MEMORY_SLACK_MB * MB else "MISS"))
+    return out
 
 
 # ------------------------------------------------------------------ report ---
@@ -610,20 +1005,31 @@ def environment():
             f"{onnxruntime.__version__ if onnxruntime else 'not available'}"]
 
 
-def report_sections(results, settings, targets, notes):
-    """(title, table header, rows, extra lines) per section, in order."""
+def report_sections(parts, targets, notes):
+    """(title, table header, rows, extra lines) per section, in order.  parts:
+    "lstm" {dtype name: {threads: results}}, "epoch" (results, losses),
+    "memory" (growth, notes), each present when run."""
     sections = []
-    for n, res in results.items():
-        header, rows = thread_table(res)
-        extra = [line for line in [gemm_line(res, settings.dtype)] if line]
-        sections.append((f"{n} thread{'s' if n > 1 else ''}, {np.dtype(settings.dtype).name}",
-                         header, rows, extra))
-    if targets is None:
-        sections.append(("Targets", None, None,
-                         [f"not evaluated: the targets are for {TARGET_THREADS} threads, not run"]))
-    else:
-        sections.append((f"Targets ({TARGET_THREADS} threads, {np.dtype(settings.dtype).name})",
+    for name, results in parts.get("lstm", {}).items():
+        for n, res in results.items():
+            header, rows = thread_table(res)
+            extra = [line for line in [gemm_line(res, np.dtype(name).type)] if line]
+            sections.append((f"{n} thread{'s' if n > 1 else ''}, {name}", header, rows, extra))
+    if "epoch" in parts:
+        epoch, losses = parts["epoch"]
+        header, rows = epoch_table(epoch)
+        sections.append(("Training epoch, seed model (float32)", header, rows, epoch_lines(losses)))
+    if "memory" in parts:
+        growth, memory_notes = parts["memory"]
+        header, rows = memory_table(growth)
+        sections.append(("Peak memory (RSS growth of one call)", header, rows,
+                         memory_lines() + memory_notes))
+    dtypes = " + ".join(parts.get("lstm", {}) or ["float32"])
+    if targets:
+        sections.append((f"Targets ({TARGET_THREADS} threads, {dtypes})",
                          ["target", "measured", "bar", "status"], [t.row() for t in targets], notes))
+    else:
+        sections.append(("Targets", None, None, notes or ["none evaluated"]))
     return sections
 
 
@@ -653,59 +1059,107 @@ def write_markdown(path, sections, env, command):
 
 # -------------------------------------------------------------------- main ---
 
+PARTS = ("lstm", "epoch", "memory")
+FLOAT32_PARTS = ("epoch", "memory")
+
+
 def parse_args(argv, prog=None):
     p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="thread counts (default: 1 2)")
     p.add_argument("--repeats", type=int, default=0,
                    help="rounds (one block per library each) per case and mode (default: 5 to 7)")
-    p.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    p.add_argument("--dtype", choices=["float32", "float64", "both"], default="float32",
+                   help="of the LSTM shapes (both: float32, then float64); the epoch and memory "
+                        "parts are float32 and run when float32 is included")
+    p.add_argument("--only", nargs="+", choices=PARTS, metavar="PART",
+                   help="run only these parts: lstm (the shapes and step()), epoch (a training "
+                        "epoch of the seed model), memory (peak RSS); default: all")
     p.add_argument("--budget", type=float, default=None,
                    help="timed seconds per library, case and mode (default 1.5, quick 0.15)")
     p.add_argument("--quick", action="store_true",
-                   help=f"a smoke test: few rounds, and {LARGE.label} skipped")
+                   help=f"a smoke test: few rounds, {LARGE.label} and memory at "
+                        f"T={MEMORY_INFER_T[-1]} skipped")
     p.add_argument("--markdown", metavar="FILE", help="also write the tables and targets as Markdown")
     return p.parse_args(argv)
 
 
 def make_settings(args):
     quick = args.quick
-    return Settings(threads=args.threads, dtype=np.dtype(args.dtype).type,
+    return Settings(threads=args.threads,
+                    dtype=np.dtype("float32" if args.dtype == "both" else args.dtype).type,
                     budget_s=args.budget if args.budget is not None else (0.15 if quick else 1.5),
                     warmup_s=0.05 if quick else 0.3, min_rounds=3 if quick else 5,
                     max_rounds=3 if quick else 7, fixed_rounds=max(0, args.repeats),
                     cases=tuple(c for c in CASES if not (quick and c == LARGE)))
 
 
-def main(argv=None, prog="python bench/compare.py"):
-    args = parse_args(argv, prog)
-    settings = make_settings(args)
-    command = f"{prog} " + " ".join(sys.argv[1:] if argv is None else argv)
-    skip_reason = {"torch": "torch not importable"} if torch is None else {}
+def run_lstm(settings, skip_reason, notes, log):
+    """Results of the shapes (and step() in float32) for one dtype, and their
+    targets (None when TARGET_THREADS is not among the thread counts)."""
+    name = np.dtype(settings.dtype).name
+    reasons = dict(skip_reason)
     why_not_ort = ort_unavailable(settings.dtype, SMALL[0])
-    notes = []
     if why_not_ort:
-        skip_reason["ort"] = why_not_ort
-        notes.append(f"onnxruntime skipped: {why_not_ort}")
-    if torch is None:
-        notes.append("torch skipped: not importable")
-    if LARGE not in settings.cases:
-        notes.append(f"{LARGE.label} skipped (--quick)")
-    for note in notes:
-        print(note)
-    t0 = time.perf_counter()
-    try:
-        results = run_all(settings, why_not_ort is None, print)
-    except Disagreement as exc:
-        print(f"\nABORT: the libraries disagree, timings would be meaningless:\n  {exc}", file=sys.stderr)
-        return 2
+        reasons["ort"] = why_not_ort
+        notes.append(f"onnxruntime skipped ({name}): {why_not_ort}")
+        log(notes[-1])
+    results = run_all(settings, why_not_ort is None, log)
     step = None
     if settings.dtype == np.float32:
         set_threads(TARGET_THREADS)
         step = step_timings(settings)
-        print("  step(): " + ", ".join(f"{k} {v * 1e6:.2f} us" for k, v in step.items()))
+        log("  step(): " + ", ".join(f"{k} {v * 1e6:.2f} us" for k, v in step.items()))
+    targets = evaluate_targets(results, settings.dtype, reasons, step)
+    if targets is None:
+        notes.append(f"{name} LSTM targets not evaluated: they are for {TARGET_THREADS} threads, not run")
+    return results, targets or []
+
+
+def main(argv=None, prog="python bench/compare.py"):
+    args = parse_args(argv, prog)
+    settings = make_settings(args)
+    command = f"{prog} " + " ".join(sys.argv[1:] if argv is None else argv)
+    parts = list(dict.fromkeys(args.only or PARTS))
+    dtypes = ["float32", "float64"] if args.dtype == "both" else [args.dtype]
+    notes = []
+    if "float32" not in dtypes and any(p in FLOAT32_PARTS for p in parts):
+        dropped = [p for p in parts if p in FLOAT32_PARTS]
+        parts = [p for p in parts if p not in FLOAT32_PARTS]
+        notes.append(f"{' and '.join(dropped)} skipped: float32 measurements (--dtype float32 or both)")
+    skip_reason = {"torch": "torch not importable"} if torch is None else {}
+    if torch is None:
+        notes.append("torch skipped: not importable")
+    if "lstm" in parts and LARGE not in settings.cases:
+        notes.append(f"{LARGE.label} skipped (--quick)")
+    for note in notes:
+        print(note)
+    if not parts:
+        print("nothing to run", file=sys.stderr)
+        return 2
+    t0 = time.perf_counter()
+    report, targets = {}, []
+    try:
+        if "lstm" in parts:
+            report["lstm"] = {}
+            for name in dtypes:
+                results, lstm_targets = run_lstm(dataclasses.replace(settings, dtype=np.dtype(name).type),
+                                                 skip_reason, notes, print)
+                report["lstm"][name] = results
+                targets += lstm_targets
+        if "epoch" in parts:
+            report["epoch"] = run_epoch(dataclasses.replace(settings, dtype=np.float32), print)
+            targets.append(epoch_target(report["epoch"][0], skip_reason))
+        if "memory" in parts:
+            report["memory"] = run_memory(args.quick, print)
+            targets += memory_targets(report["memory"][0])
+    except Disagreement as exc:
+        print(f"\nABORT: the libraries disagree, timings would be meaningless:\n  {exc}", file=sys.stderr)
+        return 2
+    except SanityError as exc:
+        print(f"\nABORT: the training epochs failed their sanity check:\n  {exc}", file=sys.stderr)
+        return 2
     print(f"total {time.perf_counter() - t0:.0f} s")
-    targets = evaluate_targets(results, settings.dtype, skip_reason, step)
-    sections = report_sections(results, settings, targets, notes)
+    sections = report_sections(report, targets, notes)
     env = environment()
     print_report(sections, env, command)
     if args.markdown:
