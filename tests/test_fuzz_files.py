@@ -83,9 +83,12 @@ COUNTS = {"bytes_refused": 0, "bytes_identical": 0, "header_refused": 0, "header
 
 
 def _model():
+    """Named layers: the file's bytes, and so the derandomized cases drawn from
+    them, do not depend on how many layers earlier tests made."""
     utils.set_random_seed(3)
-    m = Sequential([Embedding(9, 3, mask_zero=True, input_shape=(5,)),
-                    Bidirectional(LSTM(3, return_sequences=True)), LSTM(2), Dense(2)])
+    m = Sequential([Embedding(9, 3, mask_zero=True, input_shape=(5,), name="emb"),
+                    Bidirectional(LSTM(3, return_sequences=True, name="lstm_a"), name="bidir"),
+                    LSTM(2, name="lstm_b"), Dense(2, name="dense")])
     m.compile(optimizer=optimizers.Adam(0.01), loss="mse")
     return m
 
@@ -394,6 +397,16 @@ def test_bidirectional_inner_layers_are_bounded_as_lstms(workdir, monkeypatch):
     with pytest.raises(ModelFileError, match=r"\(LSTM\) of the stored config asks for "
                                              r"units=67108864"):
         load_model(path)
+
+
+@pytest.mark.parametrize("value", [[], {}, 3, None])
+def test_layer_class_of_any_json_type_refused(workdir, value):
+    """Found by the header fuzz: a class_name that is a list made the config
+    bound raise TypeError (unhashable) out of load_model."""
+    path = _crafted(workdir, "class.clstm", _set(1, "class_name", value=value))
+    with pytest.raises(ModelFileError, match="^" + re.escape(repr(str(path))) + ": the stored "
+                       "model does not rebuild: "):
+        _load_model_capped(path)
 
 
 def test_config_weights_checked_one_by_one_before_allocation(workdir):

@@ -212,6 +212,8 @@ def _bound_config(config, shapes, where):
     total = sum(math.prod(shape) for shape in shapes)
     need = 0
     for cls, cfg in _layer_specs(config):
+        if not isinstance(cls, str):
+            continue                       # any JSON value: from_config refuses it
         name = cfg.get("name", cls)
         sizes = {"LSTM": ("units",), "Dense": ("units",),
                  "Embedding": ("input_dim", "output_dim")}.get(cls, ())
