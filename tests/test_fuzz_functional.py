@@ -99,7 +99,7 @@ def fcases(draw):
         if kind == "none":
             continue
         shp = (B, H) if kind == "ok" or draw(st.booleans()) else _wrong(draw, (B, H))
-        # c0 within +-1e4: see test_sigmoid_of_minus_inf_is_zero (xfail)
+        # c0 within +-1e4; an infinite c0: test_fuzz_lstm.py::test_sigmoid_of_minus_inf_is_zero
         s[k] = draw(arg(shp, bound=1e4 if name == "c0" else None))
         sa = s[k][1]
         if sa.dtype.kind != "f":

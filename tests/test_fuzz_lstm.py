@@ -128,9 +128,8 @@ def cases(draw, train=False):
             if choice == "shape":
                 shp = draw(st.sampled_from([sshape[1:], sshape + (1,), (sshape[0] + 1,) + sshape[1:],
                                             sshape[:-1] + (H + 1,)]))
-            # c0 stays within +-1e4 (NaN allowed): the core's sigmoid(-inf) is ~1e-38,
-            # not 0, so a saturated forget gate times c0 = inf gives inf where IEEE
-            # gives NaN (test_sigmoid_of_minus_inf_is_zero, xfail)
+            # c0 stays within +-1e4 (NaN allowed); a forget gate saturated at -inf
+            # times c0 = inf is test_sigmoid_of_minus_inf_is_zero's case
             s, sa = draw(arrays(shp, bad_dtype_chance=0 if choice == "dtype" else None,
                                 bound=1e4 if name == "c0" else None))
             if sa.dtype.kind != "f":
@@ -643,7 +642,7 @@ def test_constructor_any_arguments(input_size, hidden_size, num_layers, dropout,
     assert y.shape == (2, 1, (2 if bidir else 1) * int(hidden_size)) and np.isfinite(y).all()
 
 
-# ---- findings in lstm.py (strict xfail: they pass once fixed) --------------------------
+# ---- findings in lstm.py (each fixed; these keep them fixed) ---------------------------
 
 def test_blas_limit_checked_before_the_input_copy():
     """Found by the fuzz: lstm.py converted x before check_blas_dims, so a view
