@@ -56,6 +56,23 @@
 #define CLSTM_FUSED_INPUT_MAX 32
 #endif
 
+/* The threads of one call meet here once per step.  Not OpenMP's barrier:
+ * libgomp's waiters spin for ~300,000 rounds, and when another process holds
+ * a core the thread they wait for may not run: calls of 0.5 ms took 200 ms
+ * (bench/RESULTS.md).  This one spins CLSTM_BARRIER_SPINS rounds (tens of
+ * microseconds, longer than a step's imbalance), then yields its core. */
+typedef struct {
+    int n;       /* threads */
+    int count;   /* arrived in this round */
+    int sense;   /* flips when a round completes */
+} clstm_barrier;
+#ifndef CLSTM_BARRIER_SPINS
+#define CLSTM_BARRIER_SPINS 1000
+#endif
+void clstm_barrier_init(clstm_barrier *b, int n);
+/* local_sense: the caller's own flag, 0 before its first wait */
+void clstm_barrier_wait(clstm_barrier *b, int *local_sense);
+
 /* The widest instruction set the tile kernels may use on this CPU:
  * 4 (x86-64-v4, AVX-512), 3 (x86-64-v3, AVX2 + FMA) or 0 (baseline). */
 int clstm_isa_level(void);

@@ -151,16 +151,34 @@ static void SFX(share)(int n, int tid, int nt, int *lo, int *hi)
     *hi = (int)((long)n * (tid + 1) / nt);
 }
 
-static void SFX(barrier)(int nt)
+/* Where a call's threads meet: clstm_barrier (internal.h, why not OpenMP's). */
+static void SFX(barrier)(clstm_barrier *b, int *sense)
 {
-#ifdef _OPENMP
-    if (nt > 1) {
-#pragma omp barrier
-    }
-#else
-    (void)nt;
-#endif
+    clstm_barrier_wait(b, sense);
 }
+
+/* Runs body(job, tid, nt) on nt threads (nt > 1: one OpenMP region; the
+ * barrier is set up for the team OpenMP actually gives). */
+#ifdef _OPENMP
+#define SFX_RUN_TEAM(body, job, nt)                                            \
+    do {                                                                       \
+        const int team_n_ = (nt);                                              \
+        if (team_n_ > 1) {                                                     \
+            _Pragma("omp parallel num_threads(team_n_)")                       \
+            {                                                                  \
+                _Pragma("omp single")                                          \
+                clstm_barrier_init((job).bar, omp_get_num_threads());          \
+                body(&(job), omp_get_thread_num(), omp_get_num_threads());     \
+            }                                                                  \
+        } else {                                                               \
+            clstm_barrier_init((job).bar, 1);                                  \
+            body(&(job), 0, 1);                                                \
+        }                                                                      \
+    } while (0)
+#else
+#define SFX_RUN_TEAM(body, job, nt)                                            \
+    do { clstm_barrier_init((job).bar, 1); body(&(job), 0, 1); } while (0)
+#endif
 
 static REAL *SFX(align64)(REAL *p)
 {
@@ -225,6 +243,7 @@ static void SFX(copy_rows)(int B, int H, const REAL *src, int lds, REAL *dst)
  * spin beside ours. */
 typedef struct {
     const SFX(kernels) *k;
+    clstm_barrier *bar;
     int T, B, I, H, reverse, chunk, train, by_batch, fused;
     const REAL *x, *w_ih_t, *w_hh_t, *bias, *h0, *c0;
     const unsigned char *mask;
@@ -251,7 +270,8 @@ static void SFX(forward_thread)(const SFX(fwd_job) *J, int tid, int nt)
         K->pack_gates(I, J->w_ih_t, 0, NULL, H, p0, p1, J->pih);
         K->pack_gates(H, J->w_hh_t, 0, NULL, H, p0, p1, J->phh);
     }
-    if (J->by_batch) SFX(barrier)(nt);     /* every thread reads all of W */
+    int sense = 0;
+    if (J->by_batch) SFX(barrier)(J->bar, &sense);     /* every thread reads all of W */
     /* Where step s keeps its hidden state h_t: without a mask the outputs y
      * are the states; with one, skipped steps output 0 while the state
      * carries on, so states live apart. */
@@ -290,7 +310,7 @@ static void SFX(forward_thread)(const SFX(fwd_job) *J, int tid, int nt)
             io.ldy = J->ldy;
             io.m = J->mask ? J->mask + (size_t)t * B : NULL;
             K->step(b0, b1, &io, J->phh, u0, u1);
-            if (!J->by_batch) SFX(barrier)(nt);
+            if (!J->by_batch) SFX(barrier)(J->bar, &sense);
         }
     }
 #undef HSTATE
@@ -329,15 +349,10 @@ int SFX(clstm_lstm_forward)(const clstm_blas *blas, int T, int B, int I, int H,
     J.bias = bias; J.c0 = c0;
 
     const SFX(split) plan = SFX(plan_split)(J.k, B, H);
-    const int nt = plan.nt;
     J.by_batch = plan.by_batch;
-#ifdef _OPENMP
-    if (nt > 1) {
-#pragma omp parallel num_threads(nt)
-        SFX(forward_thread)(&J, omp_get_thread_num(), omp_get_num_threads());
-    } else
-#endif
-        SFX(forward_thread)(&J, 0, 1);
+    clstm_barrier bar;
+    J.bar = &bar;
+    SFX_RUN_TEAM(SFX(forward_thread), J, plan.nt);
 
     const int tl = reverse ? 0 : T - 1, sl = T - 1;
     const REAL *hl = !mask ? y + (size_t)tl * B * ldy : train ? hs + (size_t)tl * BH
@@ -353,6 +368,7 @@ int SFX(clstm_lstm_forward)(const clstm_blas *blas, int T, int B, int I, int H,
  * then computes its units' columns of dL/dh_{t-1} = dG_t W_hh. */
 typedef struct {
     const SFX(kernels) *k;
+    clstm_barrier *bar;
     const clstm_blas *blas;
     int T, B, I, H, reverse, by_batch;
     const REAL *x, *w_ih_t, *w_hh_t, *h0, *c0;
@@ -364,12 +380,14 @@ typedef struct {
     REAL *dx, dx_beta, *dw_ih_t, *dw_hh_t, *db;
 } SFX(bwd_job);
 
-/* The weight gradients over all steps, for the units [j0, j0 + n) of this
- * thread (their four gates' columns) and its share of dX's rows; dG complete.
+/* The weight gradients over all steps, this thread's share of each (dG
+ * complete).  Shares are rows of dW (features) and of dX, so every GEMM has
+ * the full 4H columns: per-gate column slices made 8 skinny calls, at ~50
+ * GFLOP/s on (60, 32, 1, 50).
  *   dW_ih^T (I, 4H) = X^T (I, TB) dG (TB, 4H)
  *   dW_hh^T (H, 4H) = sum_t h_{t-1}^T dG_t  (h0 pairs with the first step)
  *   db (4H) = column sums of dG;  dX (TB, I) = dG (TB, 4H) W_ih (4H, I) */
-static void SFX(weight_grads)(const SFX(bwd_job) *J, int tid, int nt, int j0, int n)
+static void SFX(weight_grads)(const SFX(bwd_job) *J, int tid, int nt)
 {
     const clstm_blas *blas = J->blas;
     const int T = J->T, B = J->B, I = J->I, H = J->H, G4 = 4 * H;
@@ -377,26 +395,28 @@ static void SFX(weight_grads)(const SFX(bwd_job) *J, int tid, int nt, int j0, in
     const REAL *dg = J->reverse ? J->gates : J->gates + BG;          /* steps with a predecessor */
     const REAL *hp = J->reverse ? J->hstates + (size_t)B * J->ldh : J->hstates;  /* their h_{t-1} */
     const REAL *dg0 = J->gates + (size_t)(J->reverse ? T - 1 : 0) * BG;
-    for (int g = 0; g < 4 && n > 0; g++) {
-        const size_t c = (size_t)g * H + j0;
-        SFX(gemm_rm)(blas, 'T', 'N', I, n, T * B, 1, J->x, I, J->gates + c, G4, 0,
-                     J->dw_ih_t + c, G4);
-        SFX(gemm_rm)(blas, 'T', 'N', H, n, (T - 1) * B, 1, hp, J->ldh, dg + c, G4, 0,
-                     J->dw_hh_t + c, G4);
-        if (J->h0)
-            SFX(gemm_rm)(blas, 'T', 'N', H, n, B, 1, J->h0, H, dg0 + c, G4, 1, J->dw_hh_t + c, G4);
-        if (J->db) {
-            REAL *d = J->db + c;
-            memset(d, 0, n * sizeof(REAL));
-            const size_t rows = (size_t)T * B;
-            for (size_t r = 0; r < rows; r++) {
-                const REAL *row = J->gates + r * G4 + c;
-                for (int q = 0; q < n; q++) d[q] += row[q];
-            }
+    int i0, i1, m0, m1, c0, c1, r0, r1;
+    SFX(share)(I, tid, nt, &i0, &i1);
+    SFX(share)(H, tid, nt, &m0, &m1);
+    SFX(share)(G4, tid, nt, &c0, &c1);
+    SFX(share)(T * B, tid, nt, &r0, &r1);
+    SFX(gemm_rm)(blas, 'T', 'N', i1 - i0, G4, T * B, 1, J->x + i0, I, J->gates, G4, 0,
+                 J->dw_ih_t + (size_t)i0 * G4, G4);
+    SFX(gemm_rm)(blas, 'T', 'N', m1 - m0, G4, (T - 1) * B, 1, hp + m0, J->ldh, dg, G4, 0,
+                 J->dw_hh_t + (size_t)m0 * G4, G4);
+    if (J->h0)
+        SFX(gemm_rm)(blas, 'T', 'N', m1 - m0, G4, B, 1, J->h0 + m0, H, dg0, G4, 1,
+                     J->dw_hh_t + (size_t)m0 * G4, G4);
+    if (J->db && c1 > c0) {
+        REAL *d = J->db + c0;
+        const int n = c1 - c0;
+        memset(d, 0, n * sizeof(REAL));
+        const size_t rows = (size_t)T * B;
+        for (size_t r = 0; r < rows; r++) {
+            const REAL *row = J->gates + r * G4 + c0;
+            for (int q = 0; q < n; q++) d[q] += row[q];
         }
     }
-    const long TB = (long)T * B;
-    const int r0 = (int)(TB * tid / nt), r1 = (int)(TB * (tid + 1) / nt);
     SFX(gemm_rm)(blas, 'N', 'T', r1 - r0, I, G4, 1, J->gates + (size_t)r0 * G4, G4, J->w_ih_t, G4,
                  J->dx_beta, J->dx + (size_t)r0 * I, I);
 }
@@ -413,7 +433,8 @@ static void SFX(backward_thread)(const SFX(bwd_job) *J, int tid, int nt)
     else { u0 = p0; u1 = p1; }
     const int j0 = u0 * K->vl, j1 = u1 * K->vl < H ? u1 * K->vl : H, n = j1 - j0;
     K->pack_units(H, J->w_hh_t, p0, p1, J->pw);
-    if (J->by_batch) SFX(barrier)(nt);
+    int sense = 0;
+    if (J->by_batch) SFX(barrier)(J->bar, &sense);
     for (int s = T - 1; s >= 0; s--) {
         const int t = J->reverse ? T - 1 - s : s;
         const int tp = J->reverse ? t + 1 : t - 1;
@@ -434,16 +455,11 @@ static void SFX(backward_thread)(const SFX(bwd_job) *J, int tid, int nt)
                                    ct + o, cp + o, dyt + (size_t)b * J->lddy + j0, J->dhr + o,
                                    J->dc + o);
             }
-        if (!J->by_batch) SFX(barrier)(nt);   /* the product needs every unit's dG */
+        if (!J->by_batch) SFX(barrier)(J->bar, &sense);   /* the product needs all dG */
         K->back_step(b0, b1, H, Gt, J->pw, m, J->dhr, u0, u1);
     }
-    SFX(barrier)(nt);   /* the weight gradients need all of dG */
-    {
-        int q0, q1;
-        SFX(share)(nb, tid, nt, &q0, &q1);
-        const int c0 = q0 * K->vl, c1 = q1 * K->vl < H ? q1 * K->vl : H;
-        SFX(weight_grads)(J, tid, nt, c0, c1 - c0);
-    }
+    SFX(barrier)(J->bar, &sense);   /* the weight gradients need all of dG */
+    SFX(weight_grads)(J, tid, nt);
 }
 
 int SFX(clstm_lstm_backward)(const clstm_blas *blas, int T, int B, int I, int H,
@@ -476,17 +492,12 @@ int SFX(clstm_lstm_backward)(const clstm_blas *blas, int T, int B, int I, int H,
     J.c0 = c0;
 
     const SFX(split) plan = SFX(plan_split)(J.k, B, H);
-    const int nt = plan.nt;
     J.by_batch = plan.by_batch;
+    clstm_barrier bar;
+    J.bar = &bar;
     const int blas_threads = blas->get_threads && blas->set_threads ? blas->get_threads() : 1;
     if (blas_threads > 1) blas->set_threads(1);
-#ifdef _OPENMP
-    if (nt > 1) {
-#pragma omp parallel num_threads(nt)
-        SFX(backward_thread)(&J, omp_get_thread_num(), omp_get_num_threads());
-    } else
-#endif
-        SFX(backward_thread)(&J, 0, 1);
+    SFX_RUN_TEAM(SFX(backward_thread), J, plan.nt);
     if (blas_threads > 1) blas->set_threads(blas_threads);
     memcpy(dh0, J.dhr, BH * sizeof(REAL));
     memcpy(dc0, J.dc, BH * sizeof(REAL));

@@ -1,5 +1,11 @@
 /* Thread count, workspace sizes and build facts shared by both dtypes. */
 #include "internal.h"
+#if defined(__unix__) || defined(__APPLE__)
+#include <sched.h>
+#define CLSTM_YIELD() sched_yield()
+#else
+#define CLSTM_YIELD() ((void)0)
+#endif
 
 /* The caller's thread budget.  The GEMMs take theirs from the BLAS, which
  * the caller sets to the same count; the core's own passes run on the
@@ -81,4 +87,33 @@ size_t clstm_backward_workspace(int B, int H, int masked)
 size_t clstm_step_workspace(int B, int H)
 {
     return ((size_t)B * 4 + 4 + B) * H;
+}
+
+void clstm_barrier_init(clstm_barrier *b, int n)
+{
+    b->n = n;
+    b->count = 0;
+    b->sense = 0;
+}
+
+void clstm_barrier_wait(clstm_barrier *b, int *local_sense)
+{
+    const int s = !*local_sense;
+    *local_sense = s;
+    if (b->n <= 1) return;
+    if (__atomic_add_fetch(&b->count, 1, __ATOMIC_ACQ_REL) == b->n) {
+        /* the last to arrive opens the next round; the release orders the reset */
+        __atomic_store_n(&b->count, 0, __ATOMIC_RELAXED);
+        __atomic_store_n(&b->sense, s, __ATOMIC_RELEASE);
+        return;
+    }
+    for (long i = 0; __atomic_load_n(&b->sense, __ATOMIC_ACQUIRE) != s; i++) {
+        if (i < CLSTM_BARRIER_SPINS) {
+#if defined(__x86_64__) || defined(__i386__)
+            __builtin_ia32_pause();
+#endif
+        } else {
+            CLSTM_YIELD();
+        }
+    }
 }
