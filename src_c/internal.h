@@ -48,12 +48,19 @@
 #define CLSTM_BATCH_SPLIT_WEIGHTS (512.0 * 1024)
 #endif
 
-/* Inputs of at most this many features enter each step's register tile with
- * h_{t-1} (one product over [x_t, h_{t-1}]) instead of a separate input
- * projection: for small I that projection is mostly stores and reloads
- * (22% of the kernel's instructions at I = 1, H = 50). */
+/* x_t enters each step's register tile with h_{t-1} (one product over
+ * [x_t, h_{t-1}]) instead of a separate input projection when I is at most
+ * CLSTM_FUSED_INPUT_MAX or the batch has CLSTM_FUSED_MIN_ROWS rows.  For
+ * small I the projection is mostly stores and reloads (22% of the kernel's
+ * instructions at I = 1, H = 50); with rows enough, each W_ih panel is
+ * reused within the step and fusing saves the G round trip ((100,32,128,256)
+ * forward 6-11% faster, (50,64,512,1024) 1-2%).  For B = 1 a projection over
+ * many steps' rows at once is better ((50,1,256,256): 0.46 vs 0.66 ms). */
 #ifndef CLSTM_FUSED_INPUT_MAX
 #define CLSTM_FUSED_INPUT_MAX 32
+#endif
+#ifndef CLSTM_FUSED_MIN_ROWS
+#define CLSTM_FUSED_MIN_ROWS 8
 #endif
 
 /* The threads of one call meet here once per step.  Not OpenMP's barrier:

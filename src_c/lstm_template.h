@@ -335,7 +335,7 @@ int SFX(clstm_lstm_forward)(const clstm_blas *blas, int T, int B, int I, int H,
     J.x = x; J.w_ih_t = w_ih_t; J.w_hh_t = w_hh_t; J.h0 = h0; J.mask = mask;
     J.y = y; J.ldy = ldy; J.gates = gates; J.cs = cs; J.hs = hs;
     J.chunk = clstm_forward_chunk(T, B, H);
-    J.fused = I <= CLSTM_FUSED_INPUT_MAX;
+    J.fused = I <= CLSTM_FUSED_INPUT_MAX || B >= CLSTM_FUSED_MIN_ROWS;
     J.pih = SFX(align64)(ws);
     REAL *zbias = J.pih + CLSTM_GATE_PANELS(I, H) + CLSTM_GATE_PANELS(H, H);
     /* fused: one set of [W_ih^T; W_hh^T] panels fills both parts */
