@@ -41,8 +41,9 @@ typedef struct {
     clstm_set_threads_fn set_threads;
 } clstm_blas;
 
-/* Threads for the elementwise passes (OpenMP); the BLAS's own threads are
- * set by the caller.  n < 1 means 1. */
+/* Threads (OpenMP) for each call; the BLAS's own count is set by the caller
+ * (clstm_blas.set_threads lets the core hold it at 1 while its threads call
+ * the BLAS).  n < 1 means 1. */
 void clstm_set_num_threads(int n);
 int clstm_get_num_threads(void);
 int clstm_has_openmp(void);

@@ -4,12 +4,16 @@
  *
  * Needs REAL, SFX(name), GEMM (the blas table member), SIGMOID, TANH.
  *
- * The shape of the work (DESIGN.md, "How it gets fast"):
- *  forward:  G = X W_ih^T for many steps in one GEMM; per step one GEMM
- *            G_t += h_{t-1} W_hh^T for all four gates, then one fused pass.
- *  backward: per step the fused gate-gradient pass and dh = dG_t W_hh; after
- *            the loop dW_ih = dG^T X, dW_hh = dG^T H_prev, dX = dG W_ih as
- *            three big GEMMs.
+ * The shape of the work (DESIGN.md, "How it gets fast"), each call one
+ * OpenMP region whose threads split the hidden units or the batch rows:
+ *  forward:  weights packed once into gate panels (tile_template.h); per
+ *            step one register-tile product over [x_t, h_{t-1}] (or h_{t-1}
+ *            after an input projection of many steps) with the cell update
+ *            on the tile; no BLAS call.
+ *  backward: per step the gate-gradient pass and dh = dG_t W_hh on the same
+ *            tiles; after the loop dW_ih = dG^T X, dW_hh = dG^T H_prev,
+ *            dX = dG W_ih as BLAS GEMMs, each thread a slice.
+ * step(): one call's products without packing (step_gemm_template.h).
  */
 
 #include "cell_template.h"
@@ -185,12 +189,7 @@ static REAL *SFX(align64)(REAL *p)
     return (REAL *)(((uintptr_t)p + 63) & ~(uintptr_t)63);
 }
 
-/* The per-step passes below run on the calling thread.  Forking an OpenMP
- * team between the per-step GEMMs made things worse, not better: OpenBLAS's
- * workers and OpenMP's both spin after their work, so each team fought the
- * other for the cores (bench/RESULTS.md: (50, 64, 512, 1024) forward at 2
- * threads, 792 ms with a team per step, 265 ms without).  The elementwise
- * work is a few percent of a step where threads matter. */
+/* step()'s gate pass over the batch (the sequence passes work on tiles). */
 
 /* Copies the state of a skipped (masked) step through unchanged; its output
  * is 0 and its gates are 0 (so backward sees no gradient through them). */

@@ -7,9 +7,9 @@
 #define CLSTM_YIELD() ((void)0)
 #endif
 
-/* The caller's thread budget.  The GEMMs take theirs from the BLAS, which
- * the caller sets to the same count; the core's own passes run on the
- * calling thread for now (see lstm_template.h). */
+/* The caller's thread budget: the core's OpenMP team for a call (see
+ * lstm_template.h); the caller sets the BLAS's to the same count, and the
+ * core holds the BLAS at 1 thread while its own threads call it. */
 static int clstm_nthreads = 1;
 
 void clstm_set_num_threads(int n) { clstm_nthreads = n < 1 ? 1 : n; }
