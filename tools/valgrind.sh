@@ -42,7 +42,7 @@ case "$where" in "$SRC"/*) ;; *) echo "imported $where, not the copy"; exit 2 ;;
 if [ $# -eq 0 ]; then
     set -- tests/test_forward.py tests/test_functional.py tests/test_gradients.py \
            tests/test_mask.py tests/test_bad_input.py tests/test_state_dict.py \
-           tests/test_step.py tests/test_activations.py
+           tests/test_step.py tests/test_activations.py tests/test_thread_splits.py
 fi
 # Deselected: a 3-ulp accuracy bound that valgrind's emulation of the vector /
 # FMA arithmetic misses by 1 ulp (float64 tanh: 4 ulp under memcheck; natively
