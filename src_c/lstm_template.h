@@ -54,7 +54,7 @@ typedef struct {
     int vl;
     int (*unit_blocks)(int H);
     void (*pack_gates)(int K1, const REAL *src1, int K2, const REAL *src2, int H,
-                       int u0, int u1, REAL *dst);
+                       int u0, int u1, int compact, REAL *dst);
     void (*project)(int rows, int K, int H, const REAL *X, const REAL *Pih,
                     const REAL *bias, REAL *G, int u0, int u1);
     void (*step)(int b0, int b1, const SFX(step_io) *s, const REAL *Phh, int u0, int u1);
@@ -263,11 +263,12 @@ static void SFX(forward_thread)(const SFX(fwd_job) *J, int tid, int nt)
     if (J->by_batch) SFX(share)(B, tid, nt, &b0, &b1);
     else { u0 = p0; u1 = p1; }
     const int ldh = J->mask ? H : J->ldy;
+    /* the step's panels compact (a small last block), the projection's not */
     if (J->fused)   /* one panel per block over [W_ih^T; W_hh^T] */
-        K->pack_gates(I, J->w_ih_t, H, J->w_hh_t, H, p0, p1, J->phh);
+        K->pack_gates(I, J->w_ih_t, H, J->w_hh_t, H, p0, p1, 1, J->phh);
     else {
-        K->pack_gates(I, J->w_ih_t, 0, NULL, H, p0, p1, J->pih);
-        K->pack_gates(H, J->w_hh_t, 0, NULL, H, p0, p1, J->phh);
+        K->pack_gates(I, J->w_ih_t, 0, NULL, H, p0, p1, 0, J->pih);
+        K->pack_gates(H, J->w_hh_t, 0, NULL, H, p0, p1, 1, J->phh);
     }
     int sense = 0;
     if (J->by_batch) SFX(barrier)(J->bar, &sense);     /* every thread reads all of W */

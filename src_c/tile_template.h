@@ -94,20 +94,27 @@ static inline int KSFX(unit_blocks)(int H) { return (H + VL - 1) / VL; }
 /* Packs the unit blocks [u0, u1) of two stacked gate matrices, src1 (K1, 4H)
  * over src2 (K2, 4H), row stride 4H, gates i f g o of H columns each
  * (w_ih_t and/or w_hh_t), into panels: block u at dst + u (K1 + K2) PW,
- * row k as drawn above, zero past unit H. */
+ * row k as drawn above, zero past unit H.  compact: a last block of at most
+ * VL/4 units is packed as one vector per row, [i | f | g | o] in quarters
+ * (KSFX(compact)), so its tile does a quarter of the work. */
+static inline int KSFX(compact)(int w) { return w <= VL / 4; }
+
 static void KSFX(pack_gates)(int K1, const REAL *src1, int K2, const REAL *src2, int H,
-                             int u0, int u1, REAL *dst)
+                             int u0, int u1, int compact, REAL *dst)
 {
-    const int K = K1 + K2;
+    const int K = K1 + K2, Q = VL / 4;
     for (int u = u0; u < u1; u++) {
         const int j = u * VL, w = H - j < VL ? H - j : VL;
+        const int cp = compact && KSFX(compact)(w);
         REAL *p = dst + (size_t)u * K * PW;
-        for (int k = 0; k < K; k++, p += PW) {
+        for (int k = 0; k < K; k++) {
             const REAL *s = (k < K1 ? src1 + (size_t)k * 4 * H : src2 + (size_t)(k - K1) * 4 * H) + j;
+            const int gw = cp ? Q : VL;   /* lanes per gate */
             for (int g = 0; g < 4; g++) {
-                for (int q = 0; q < w; q++) p[g * VL + q] = s[(size_t)g * H + q];
-                for (int q = w; q < VL; q++) p[g * VL + q] = 0;
+                for (int q = 0; q < w; q++) p[g * gw + q] = s[(size_t)g * H + q];
+                for (int q = w; q < gw; q++) p[g * gw + q] = 0;
             }
+            p += cp ? VL : PW;
         }
     }
 }
@@ -196,18 +203,19 @@ static inline __attribute__((always_inline)) void KSFX(cell)(
  * block's panel of W_hh^T or, fused, of [W_ih^T; W_hh^T] (then x_t comes
  * into the same tile and the bias is added here). */
 static inline __attribute__((always_inline)) void KSFX(step_rows)(
-    int mr, const SFX(step_io) *s, const REAL *P, int b, int j, int w)
+    int mr, int compact, const SFX(step_io) *s, const REAL *P, int b, int j, int w)
 {
     const int H = s->H, I = s->I;
+    const int nv = compact ? 1 : 4, ps = compact ? VL : PW;   /* panel row: vectors, stride */
     KSFX(vec) acc[KMR][4];
     if (s->x)
-        KSFX(tile)(mr, 4, 1, I, s->x + (size_t)b * I, I, P, PW, VL, acc);
+        KSFX(tile)(mr, nv, 1, I, s->x + (size_t)b * I, I, P, ps, VL, acc);
     if (s->hp)
-        KSFX(tile)(mr, 4, !s->x, H, s->hp + (size_t)b * s->ldhp, s->ldhp,
-                   s->x ? P + (size_t)I * PW : P, PW, VL, acc);
+        KSFX(tile)(mr, nv, !s->x, H, s->hp + (size_t)b * s->ldhp, s->ldhp,
+                   s->x ? P + (size_t)I * ps : P, ps, VL, acc);
     else if (!s->x)
         for (int r = 0; r < mr; r++)
-            for (int g = 0; g < 4; g++) acc[r][g] = (KSFX(vec)){0};
+            for (int g = 0; g < nv; g++) acc[r][g] = (KSFX(vec)){0};
     for (int r = 0; r < mr; r++) {
         const size_t row = (size_t)(b + r), o = row * H + j;
         /* what the recurrent product adds to: the row's input projection, or
@@ -226,7 +234,7 @@ static inline __attribute__((always_inline)) void KSFX(step_rows)(
             continue;
         }
         REAL *ysep = yrow != hrow ? yrow : NULL;
-        if (w == VL) {   /* the cell on the registers */
+        if (!compact && w == VL) {   /* the cell on the registers */
             const KSFX(vu) *ai = (const KSFX(vu) *)add, *af = (const KSFX(vu) *)(add + H);
             const KSFX(vu) *ag = (const KSFX(vu) *)(add + 2 * (size_t)H);
             const KSFX(vu) *ao = (const KSFX(vu) *)(add + 3 * (size_t)H);
@@ -251,7 +259,14 @@ static inline __attribute__((always_inline)) void KSFX(step_rows)(
          * still runs as whole vectors (a scalar tail calls the activations
          * out of line, ~5 us per step at H = 50) */
         REAL pre[4][VL] __attribute__((aligned(KVB)));
-        for (int g = 0; g < 4; g++) *(KSFX(vec) *)pre[g] = acc[r][g];
+        if (compact) {   /* one vector, the gates in quarters */
+            REAL t[VL] __attribute__((aligned(KVB)));
+            *(KSFX(vec) *)t = acc[r][0];
+            for (int g = 0; g < 4; g++)
+                for (int q = 0; q < VL; q++) pre[g][q] = q < VL / 4 ? t[g * (VL / 4) + q] : 0;
+        } else {
+            for (int g = 0; g < 4; g++) *(KSFX(vec) *)pre[g] = acc[r][g];
+        }
         REAL pg[4 * VL], pc[VL], cc[VL], hh[VL];
         for (int q = 0; q < VL; q++) {
             const int in = q < w;
@@ -312,11 +327,18 @@ KATTR static void KSFX(step)(int b0, int b1, const SFX(step_io) *s, const REAL *
     for (int u = u0; u < u1; u++) {
         const int j = u * VL, w = H - j < VL ? H - j : VL;
         const REAL *P = Phh + (size_t)u * (s->x ? s->I + H : H) * PW;
+        const int cp = KSFX(compact)(w);   /* packed compact by pack_gates(.., 1, ..) */
         for (int b = b0; b < b1; b += KMR) {
             const int mr = b1 - b < KMR ? b1 - b : KMR;
-#define STEP(MR) KSFX(step_rows)(MR, s, P, b, j, w)
-            KSFX_ROWS(mr, STEP)
+#define STEP(MR) KSFX(step_rows)(MR, 0, s, P, b, j, w)
+#define STEPC(MR) KSFX(step_rows)(MR, 1, s, P, b, j, w)
+            if (cp) {
+                KSFX_ROWS(mr, STEPC)
+            } else {
+                KSFX_ROWS(mr, STEP)
+            }
 #undef STEP
+#undef STEPC
         }
     }
 }
