@@ -156,6 +156,21 @@ static void SFX(share)(int n, int tid, int nt, int *lo, int *hi)
 }
 
 /* Where a call's threads meet: clstm_barrier (internal.h, why not OpenMP's). */
+/* One thread's share of a call: rows [b0, b1) and unit blocks [u0, u1) it
+ * computes, and the blocks [p0, p1) of W it packs (its own blocks when
+ * splitting units; a share of all of them, read by every thread, when
+ * splitting rows). */
+typedef struct { int b0, b1, u0, u1, p0, p1; } SFX(work);
+
+static SFX(work) SFX(work_of)(int nb, int B, int by_batch, int tid, int nt)
+{
+    SFX(work) w = {0, B, 0, nb, 0, 0};
+    SFX(share)(nb, tid, nt, &w.p0, &w.p1);
+    if (by_batch) SFX(share)(B, tid, nt, &w.b0, &w.b1);
+    else { w.u0 = w.p0; w.u1 = w.p1; }
+    return w;
+}
+
 static void SFX(barrier)(clstm_barrier *b, int *sense)
 {
     clstm_barrier_wait(b, sense);
@@ -257,11 +272,8 @@ static void SFX(forward_thread)(const SFX(fwd_job) *J, int tid, int nt)
     const SFX(kernels) *K = J->k;
     const int T = J->T, B = J->B, I = J->I, H = J->H, train = J->train;
     const size_t BH = (size_t)B * H, BG = 4 * BH;
-    const int nb = K->unit_blocks(H);
-    int b0 = 0, b1 = B, u0 = 0, u1 = nb, p0, p1;
-    SFX(share)(nb, tid, nt, &p0, &p1);     /* the blocks this thread packs */
-    if (J->by_batch) SFX(share)(B, tid, nt, &b0, &b1);
-    else { u0 = p0; u1 = p1; }
+    const SFX(work) w = SFX(work_of)(K->unit_blocks(H), B, J->by_batch, tid, nt);
+    const int b0 = w.b0, b1 = w.b1, u0 = w.u0, u1 = w.u1, p0 = w.p0, p1 = w.p1;
     const int ldh = J->mask ? H : J->ldy;
     /* the step's panels compact (a small last block), the projection's not */
     if (J->fused)   /* one panel per block over [W_ih^T; W_hh^T] */
@@ -426,11 +438,8 @@ static void SFX(backward_thread)(const SFX(bwd_job) *J, int tid, int nt)
     const SFX(kernels) *K = J->k;
     const int T = J->T, B = J->B, H = J->H;
     const size_t BH = (size_t)B * H, BG = 4 * BH;
-    const int nb = K->unit_blocks(H);
-    int b0 = 0, b1 = B, u0 = 0, u1 = nb, p0, p1;
-    SFX(share)(nb, tid, nt, &p0, &p1);     /* the blocks this thread packs */
-    if (J->by_batch) SFX(share)(B, tid, nt, &b0, &b1);
-    else { u0 = p0; u1 = p1; }
+    const SFX(work) w = SFX(work_of)(K->unit_blocks(H), B, J->by_batch, tid, nt);
+    const int b0 = w.b0, b1 = w.b1, u0 = w.u0, u1 = w.u1, p0 = w.p0, p1 = w.p1;
     const int j0 = u0 * K->vl, j1 = u1 * K->vl < H ? u1 * K->vl : H, n = j1 - j0;
     K->pack_units(H, J->w_hh_t, p0, p1, J->pw);
     int sense = 0;
