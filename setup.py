@@ -50,7 +50,7 @@ class BuildExt(build_ext):
             cflags.append("-fopenmp")
             ldflags.append("-fopenmp")
         else:
-            print("clstm: building without OpenMP (elementwise passes single-threaded)")
+            print("clstm: building without OpenMP (the core runs on one thread; BLAS keeps its own)")
         extra = os.environ.get("CLSTM_EXTRA_CFLAGS", "").split()
         for ext in self.extensions:
             ext.extra_compile_args = cflags + extra
