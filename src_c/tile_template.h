@@ -1,7 +1,8 @@
 /* Register-tile kernels of the forward pass, for one SIMD width: compiled
  * once per REAL and per instruction set by lstm_template.h.
  *
- * Needs REAL, SFX(name), SFX(step_io), SIGMOID, TANH and, per instruction set,
+ * Needs REAL, SFX(name), SFX(step_io), SFX(cell_forward_loop), SIGMOID, TANH
+ * and, per instruction set,
  *   KVB       vector bytes (64 AVX-512, 32 AVX2, 16 baseline),
  *   KMR       batch rows per register tile,
  *   KATTR     the target attribute of the entry points (or nothing),
@@ -170,35 +171,6 @@ static inline __attribute__((always_inline)) void KSFX(proj_rows)(
         }
 }
 
-/* The cell update of w units of one batch row, on pre-activations
- * pre[g][q] (the recurrent product) + gx (the row's input projection, gate g
- * at gx + g H).  Writes c, h (state), y (output) unless y is NULL (then the
- * state is the output), and the activated gates over gx (backward reads them
- * in training; in inference gx is scratch). */
-static inline __attribute__((always_inline)) void KSFX(cell)(
-    int w, int H, REAL pre[restrict 4][VL], REAL *gx, const REAL *restrict cp,
-    REAL *restrict c, REAL *restrict h, REAL *restrict y)
-{
-    REAL *restrict xi = gx, *restrict xf = gx + H;
-    REAL *restrict xg = gx + 2 * (size_t)H, *restrict xo = gx + 3 * (size_t)H;
-    for (int q = 0; q < w; q++) {
-        REAL i = SIGMOID(pre[0][q] + xi[q]);
-        REAL f = SIGMOID(pre[1][q] + xf[q]);
-        REAL g = TANH(pre[2][q] + xg[q]);
-        REAL o = SIGMOID(pre[3][q] + xo[q]);
-        REAL ct = f * cp[q] + i * g;
-        REAL ht = o * TANH(ct);
-        c[q] = ct;
-        h[q] = ht;
-        xi[q] = i;
-        xf[q] = f;
-        xg[q] = g;
-        xo[q] = o;
-    }
-    if (y)
-        for (int q = 0; q < w; q++) y[q] = h[q];
-}
-
 /* One step for rows [b, b + mr) and unit block u (units j .. j + w).  P: the
  * block's panel of W_hh^T or, fused, of [W_ih^T; W_hh^T] (then x_t comes
  * into the same tile and the bias is added here). */
@@ -273,7 +245,8 @@ static inline __attribute__((always_inline)) void KSFX(step_rows)(
             for (int g = 0; g < 4; g++) pg[g * VL + q] = in ? add[(size_t)g * H + q] : 0;
             pc[q] = in ? s->cp[o + q] : 0;
         }
-        KSFX(cell)(VL, VL, pre, pg, pc, cc, hh, NULL);
+        SFX(cell_forward_loop)(VL, pg, pg + VL, pg + 2 * VL, pg + 3 * VL,
+                               pre[0], pre[1], pre[2], pre[3], pc, cc, hh);
         for (int q = 0; q < w; q++) {
             if (gout)
                 for (int g = 0; g < 4; g++) gout[(size_t)g * H + q] = pg[g * VL + q];
