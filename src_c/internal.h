@@ -63,6 +63,12 @@
 #define CLSTM_FUSED_MIN_ROWS 8
 #endif
 
+/* Batches of at most this many rows compute the backward's dh = dG W_hh as
+ * dot products on w_hh_t (not packed; tile_template.h, back_dot). */
+#ifndef CLSTM_BACK_DOT_ROWS
+#define CLSTM_BACK_DOT_ROWS 1
+#endif
+
 /* The threads of one call meet here once per step.  Not OpenMP's barrier:
  * libgomp's waiters spin for ~300,000 rounds, and when another process holds
  * a core the thread they wait for may not run: calls of 0.5 ms took 200 ms

@@ -61,10 +61,12 @@ typedef struct {
     void (*pack_units)(int H, const REAL *w_hh_t, int u0, int u1, REAL *dst);
     void (*back_step)(int b0, int b1, int H, const REAL *dG, const REAL *Pw,
                       const unsigned char *m, REAL *dh, int u0, int u1);
+    void (*back_dot)(int b0, int b1, int H, const REAL *dG, const REAL *w_hh_t,
+                     const unsigned char *m, REAL *dh, int j0, int j1);
 } SFX(kernels);
 
 #define KERNEL_TABLE(KS) \
-    { (int)(KVB / sizeof(REAL)), KS(unit_blocks), KS(pack_gates), KS(project), KS(step), KS(pack_units), KS(back_step) }
+    { (int)(KVB / sizeof(REAL)), KS(unit_blocks), KS(pack_gates), KS(project), KS(step), KS(pack_units), KS(back_step), KS(back_dot) }
 
 #if CLSTM_HAVE_CLONES
 #define KVB 64
@@ -441,7 +443,8 @@ static void SFX(backward_thread)(const SFX(bwd_job) *J, int tid, int nt)
     const SFX(work) w = SFX(work_of)(K->unit_blocks(H), B, J->by_batch, tid, nt);
     const int b0 = w.b0, b1 = w.b1, u0 = w.u0, u1 = w.u1, p0 = w.p0, p1 = w.p1;
     const int j0 = u0 * K->vl, j1 = u1 * K->vl < H ? u1 * K->vl : H, n = j1 - j0;
-    K->pack_units(H, J->w_hh_t, p0, p1, J->pw);
+    const int dot = B <= CLSTM_BACK_DOT_ROWS;   /* dh by dot products, W_hh unpacked */
+    if (!dot) K->pack_units(H, J->w_hh_t, p0, p1, J->pw);
     int sense = 0;
     if (J->by_batch) SFX(barrier)(J->bar, &sense);
     for (int s = T - 1; s >= 0; s--) {
@@ -465,7 +468,8 @@ static void SFX(backward_thread)(const SFX(bwd_job) *J, int tid, int nt)
                                    J->dc + o);
             }
         if (!J->by_batch) SFX(barrier)(J->bar, &sense);   /* the product needs all dG */
-        K->back_step(b0, b1, H, Gt, J->pw, m, J->dhr, u0, u1);
+        if (dot) K->back_dot(b0, b1, H, Gt, J->w_hh_t, m, J->dhr, j0, j1);
+        else K->back_step(b0, b1, H, Gt, J->pw, m, J->dhr, u0, u1);
     }
     SFX(barrier)(J->bar, &sense);   /* the weight gradients need all of dG */
     SFX(weight_grads)(J, tid, nt);

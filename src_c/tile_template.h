@@ -383,6 +383,49 @@ KATTR static void KSFX(back_step)(int b0, int b1, int H, const REAL *dG, const R
     }
 }
 
+/* The sum of a vector's lanes. */
+static inline __attribute__((always_inline)) REAL KSFX(hsum)(KSFX(vec) v)
+{
+    REAL t[VL] __attribute__((aligned(KVB)));
+    *(KSFX(vec) *)t = v;
+    for (int w = VL / 2; w >= 1; w /= 2)
+        for (int q = 0; q < w; q++) t[q] += t[q + w];
+    return t[0];
+}
+
+/* dh (B, H) rows [b0, b1), units [j0, j1) = dG_t (B, 4H) W_hh, as dot
+ * products of dG's rows with w_hh_t's rows (H, 4H; W_hh = w_hh_t^T): for a
+ * batch of one, where packing W_hh (a transpose, ~0.2 ms at H = 256) costs
+ * more than the product gains from it.  Rows masked out are left alone. */
+KATTR static void KSFX(back_dot)(int b0, int b1, int H, const REAL *dG, const REAL *w_hh_t,
+                                 const unsigned char *m, REAL *dh, int j0, int j1)
+{
+    const int K = 4 * H;
+    for (int b = b0; b < b1; b++) {
+        if (m && !m[b]) continue;
+        const REAL *g = dG + (size_t)b * K;
+        REAL *out = dh + (size_t)b * H;
+        for (int j = j0; j < j1; j += 4) {
+            const int n = j1 - j < 4 ? j1 - j : 4;
+            const REAL *w = w_hh_t + (size_t)j * K;
+            KSFX(vec) a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
+            int k = 0;
+            for (; k + VL <= K; k += VL) {
+                const KSFX(vec) gv = *(const KSFX(vu) *)(g + k);
+                a0 += gv * *(const KSFX(vu) *)(w + k);
+                if (n > 1) a1 += gv * *(const KSFX(vu) *)(w + K + k);
+                if (n > 2) a2 += gv * *(const KSFX(vu) *)(w + 2 * (size_t)K + k);
+                if (n > 3) a3 += gv * *(const KSFX(vu) *)(w + 3 * (size_t)K + k);
+            }
+            REAL sum[4] = {KSFX(hsum)(a0), KSFX(hsum)(a1), KSFX(hsum)(a2), KSFX(hsum)(a3)};
+            for (int q = 0; q < n; q++) {
+                for (int kk = k; kk < K; kk++) sum[q] += g[kk] * w[(size_t)q * K + kk];
+                out[j + q] = sum[q];
+            }
+        }
+    }
+}
+
 #undef KSFX_ROWS
 #undef VL
 #undef PW

@@ -50,6 +50,22 @@ def test_all_gradients_match_finite_differences(layers, bidir, batch_first, bias
         assert rel_err(got, want) < 1e-6, (what, rel_err(got, want))
 
 
+@pytest.mark.parametrize("H", [3, 9])
+@pytest.mark.parametrize("bidir", [False, True])
+def test_batch_of_one_gradients_match_finite_differences(H, bidir):
+    # B = 1 takes the backward's dot-product path for dh = dG W_hh (4H = 12
+    # and 36: a whole vector and a tail in float64)
+    lstm, x, h0, c0, ry, rh, rc = _problem(1, bidir, False, True, T=5, B=1, I=2, H=H)
+    lstm.forward(x, (h0, c0), train=True)
+    dx, (dh0, dc0) = lstm.backward(ry, (rh, rc))
+    loss = _loss_fn(lstm, x, h0, c0, ry, rh, rc, train=False)
+    names = [n for n, _ in lstm.named_parameters()]
+    fds = finite_difference(loss, [x, h0, c0] + lstm.parameters())
+    for what, got, want in zip(["x", "h0", "c0"] + names, [dx, dh0, dc0] +
+                               [lstm.grads[n] for n in names], fds):
+        assert rel_err(got, want) < 1e-6, (what, rel_err(got, want))
+
+
 def test_three_layers_long_sequence():
     lstm, x, h0, c0, ry, rh, rc = _problem(3, True, False, True, T=12, B=1, I=2, H=2)
     lstm.forward(x, (h0, c0), train=True)
