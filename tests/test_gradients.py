@@ -37,8 +37,9 @@ def _loss_fn(lstm, x, h0, c0, ry, rh, rc, train, mask_seed=None):
 
 @pytest.mark.parametrize("layers,bidir,batch_first,bias", list(itertools.product(
     [1, 2], [False, True], [False, True], [True, False])))
-def test_all_gradients_match_finite_differences(layers, bidir, batch_first, bias):
-    lstm, x, h0, c0, ry, rh, rc = _problem(layers, bidir, batch_first, bias)
+def _check_against_finite_differences(lstm, x, h0, c0, ry, rh, rc):
+    """Every gradient of one forward(train) + backward against central
+    finite differences of the same loss."""
     lstm.forward(x, (h0, c0), train=True)
     dx, (dh0, dc0) = lstm.backward(ry, (rh, rc))
     loss = _loss_fn(lstm, x, h0, c0, ry, rh, rc, train=False)
@@ -50,20 +51,16 @@ def test_all_gradients_match_finite_differences(layers, bidir, batch_first, bias
         assert rel_err(got, want) < 1e-6, (what, rel_err(got, want))
 
 
+def test_all_gradients_match_finite_differences(layers, bidir, batch_first, bias):
+    _check_against_finite_differences(*_problem(layers, bidir, batch_first, bias))
+
+
 @pytest.mark.parametrize("H", [3, 9])
 @pytest.mark.parametrize("bidir", [False, True])
 def test_batch_of_one_gradients_match_finite_differences(H, bidir):
     # B = 1 takes the backward's dot-product path for dh = dG W_hh (4H = 12
     # and 36: a whole vector and a tail in float64)
-    lstm, x, h0, c0, ry, rh, rc = _problem(1, bidir, False, True, T=5, B=1, I=2, H=H)
-    lstm.forward(x, (h0, c0), train=True)
-    dx, (dh0, dc0) = lstm.backward(ry, (rh, rc))
-    loss = _loss_fn(lstm, x, h0, c0, ry, rh, rc, train=False)
-    names = [n for n, _ in lstm.named_parameters()]
-    fds = finite_difference(loss, [x, h0, c0] + lstm.parameters())
-    for what, got, want in zip(["x", "h0", "c0"] + names, [dx, dh0, dc0] +
-                               [lstm.grads[n] for n in names], fds):
-        assert rel_err(got, want) < 1e-6, (what, rel_err(got, want))
+    _check_against_finite_differences(*_problem(1, bidir, False, True, T=5, B=1, I=2, H=H))
 
 
 def test_three_layers_long_sequence():
