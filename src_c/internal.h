@@ -17,6 +17,14 @@
 #define CLSTM_HAVE_CLONES 0
 #endif
 
+/* x86: the tile kernels use a few intrinsics (min/max) of their width. */
+#if defined(__x86_64__) || defined(__i386__)
+#define CLSTM_X86 1
+#include <immintrin.h>
+#else
+#define CLSTM_X86 0
+#endif
+
 /* A step() product with at most this many batch rows and weights of at most
  * this many elements uses the unpacked small kernel (the weights stay in
  * L1/L2 from call to call); others a BLAS call. */
@@ -89,5 +97,6 @@ void clstm_barrier_wait(clstm_barrier *b, int *local_sense);
 /* The widest instruction set the tile kernels may use on this CPU:
  * 4 (x86-64-v4, AVX-512), 3 (x86-64-v3, AVX2 + FMA) or 0 (baseline). */
 int clstm_isa_level(void);
+extern int clstm_noact;
 
 #endif

@@ -26,6 +26,5 @@
 #define VM_EXP_LO -87.0f
 #define VM_EXP_HI 88.0f
 #define VM_TANH_LO -40.0f
-#define VM_EXPM1_COEF {1.0f / 40320.0f, 1.0f / 5040.0f, 1.0f / 720.0f, 1.0f / 120.0f, \
-                       1.0f / 24.0f, 1.0f / 6.0f, 0.5f, 1.0f}
+#define VM_EXPM1_COEF CLSTM_EXPM1_COEF_F32
 #include "lstm_template.h"

@@ -26,7 +26,5 @@
 #define VM_EXP_LO -708.0
 #define VM_EXP_HI 709.0
 #define VM_TANH_LO -80.0
-#define VM_EXPM1_COEF {1.0 / 87178291200.0, 1.0 / 6227020800.0, 1.0 / 479001600.0, \
-                       1.0 / 39916800.0, 1.0 / 3628800.0, 1.0 / 362880.0, 1.0 / 40320.0, \
-                       1.0 / 5040.0, 1.0 / 720.0, 1.0 / 120.0, 1.0 / 24.0, 1.0 / 6.0, 0.5, 1.0}
+#define VM_EXPM1_COEF CLSTM_EXPM1_COEF_F64
 #include "lstm_template.h"

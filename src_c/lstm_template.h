@@ -71,22 +71,26 @@ typedef struct {
 #if CLSTM_HAVE_CLONES
 #define KVB 64
 #define KMR 6
+#define KACT 8
 #define KATTR __attribute__((target("arch=x86-64-v4")))
 #define KSFX(n) SFX(n##_v4)
 #include "tile_template.h"
 static const SFX(kernels) SFX(kernels_v4) = KERNEL_TABLE(KSFX);
 #undef KVB
 #undef KMR
+#undef KACT
 #undef KATTR
 #undef KSFX
 #define KVB 32
 #define KMR 3
+#define KACT 4
 #define KATTR __attribute__((target("arch=x86-64-v3")))
 #define KSFX(n) SFX(n##_v3)
 #include "tile_template.h"
 static const SFX(kernels) SFX(kernels_v3) = KERNEL_TABLE(KSFX);
 #undef KVB
 #undef KMR
+#undef KACT
 #undef KATTR
 #undef KSFX
 #endif
@@ -95,12 +99,15 @@ static const SFX(kernels) SFX(kernels_v3) = KERNEL_TABLE(KSFX);
 #if defined(__AVX512F__)
 #define KVB 64
 #define KMR 6
+#define KACT 8
 #elif defined(__AVX__)
 #define KVB 32
 #define KMR 3
+#define KACT 4
 #else
 #define KVB 16
 #define KMR 2
+#define KACT 4
 #endif
 #define KATTR
 #define KSFX(n) SFX(n##_base)
@@ -108,6 +115,7 @@ static const SFX(kernels) SFX(kernels_v3) = KERNEL_TABLE(KSFX);
 static const SFX(kernels) SFX(kernels_base) = KERNEL_TABLE(KSFX);
 #undef KVB
 #undef KMR
+#undef KACT
 #undef KATTR
 #undef KSFX
 #undef KERNEL_TABLE

@@ -1,10 +1,11 @@
 /* Register-tile kernels of the forward pass, for one SIMD width: compiled
  * once per REAL and per instruction set by lstm_template.h.
  *
- * Needs REAL, SFX(name), SFX(step_io), SFX(cell_forward_loop), SIGMOID, TANH
+ * Needs REAL, SFX(name), SFX(step_io), the VM_ constants of lstm_f32.c / lstm_f64.c
  * and, per instruction set,
  *   KVB       vector bytes (64 AVX-512, 32 AVX2, 16 baseline),
  *   KMR       batch rows per register tile,
+ *   KACT      activations evaluated together (their state fills the registers),
  *   KATTR     the target attribute of the entry points (or nothing),
  *   KSFX(n)   the name suffix of this instance.
  *
@@ -33,60 +34,127 @@ typedef REAL KSFX(vec) __attribute__((vector_size(KVB)));
 typedef REAL KSFX(vu) __attribute__((vector_size(KVB), aligned(sizeof(REAL))));
 typedef VM_UINT KSFX(vb) __attribute__((vector_size(KVB)));
 
+/* x86 intrinsics of this width: _mm512_*, _mm256_* or _mm_* */
+#if CLSTM_X86
+#if KVB == 64
+#define KSFX_MM(op) _mm512_##op
+#elif KVB == 32
+#define KSFX_MM(op) _mm256_##op
+#else
+#define KSFX_MM(op) _mm_##op
+#endif
+typedef float KSFX(mm_ps) __attribute__((vector_size(KVB), may_alias));
+typedef double KSFX(mm_pd) __attribute__((vector_size(KVB), may_alias));
+#endif
+
 /* m ? a : b, lane by lane (m: all ones or zero per lane, from a comparison) */
-static inline __attribute__((always_inline)) KSFX(vec) KSFX(vsel)(KSFX(vb) m, KSFX(vec) a,
+static inline __attribute__((always_inline)) KATTR KSFX(vec) KSFX(vsel)(KSFX(vb) m, KSFX(vec) a,
                                                                   KSFX(vec) b)
 {
     return (KSFX(vec))(((KSFX(vb))a & m) | ((KSFX(vb))b & ~m));
 }
 
-static inline __attribute__((always_inline)) KSFX(vec) KSFX(vsplat)(REAL v)
+static inline __attribute__((always_inline)) KATTR KSFX(vec) KSFX(vsplat)(REAL v)
 {
     return (KSFX(vec)){0} + v;
 }
 
-/* vmath.h's reduction, exp, expm1 polynomial, sigmoid and tanh on whole
- * vectors: the same operations, so the same accuracy (a few ulp). */
-static inline __attribute__((always_inline)) KSFX(vec) KSFX(vreduce)(KSFX(vec) x,
-                                                                     KSFX(vec) *two_n)
+/* max(lo, e) and min(hi, e) lane by lane; NaN in e stays NaN (x86's
+ * max/min return their second operand when either is NaN).  One instruction
+ * each on x86, where a compare and select took four. */
+static inline __attribute__((always_inline)) KATTR KSFX(vec) KSFX(vmax)(REAL lo, KSFX(vec) e)
 {
-    const KSFX(vec) sh = KSFX(vsplat)(VM_SHIFTER);
-    KSFX(vec) t = x * KSFX(vsplat)(VM_LOG2E) + sh;
-    KSFX(vec) n = t - sh;
-    *two_n = (KSFX(vec))((((KSFX(vb))t - VM_SHIFT_BITS) + VM_EXP_BIAS) << VM_MANT);
-    KSFX(vec) r = x - n * KSFX(vsplat)(VM_LN2_HI);
-    return r - n * KSFX(vsplat)(VM_LN2_LO);
+#if CLSTM_X86
+    if (sizeof(REAL) == 4)
+        return (KSFX(vec))KSFX_MM(max_ps)((KSFX(mm_ps))KSFX(vsplat)(lo), (KSFX(mm_ps))e);
+    return (KSFX(vec))KSFX_MM(max_pd)((KSFX(mm_pd))KSFX(vsplat)(lo), (KSFX(mm_pd))e);
+#else
+    return KSFX(vsel)((KSFX(vb))(e < lo), KSFX(vsplat)(lo), e);
+#endif
 }
 
-static inline __attribute__((always_inline)) KSFX(vec) KSFX(vexpm1_poly)(KSFX(vec) r)
+static inline __attribute__((always_inline)) KATTR KSFX(vec) KSFX(vmin)(REAL hi, KSFX(vec) e)
 {
-    static const REAL c[] = VM_EXPM1_COEF;
-    KSFX(vec) p = KSFX(vsplat)(c[0]);
-    for (unsigned i = 1; i < sizeof c / sizeof c[0]; i++) p = p * r + c[i];
-    return p * r;
+#if CLSTM_X86
+    if (sizeof(REAL) == 4)
+        return (KSFX(vec))KSFX_MM(min_ps)((KSFX(mm_ps))KSFX(vsplat)(hi), (KSFX(mm_ps))e);
+    return (KSFX(vec))KSFX_MM(min_pd)((KSFX(mm_pd))KSFX(vsplat)(hi), (KSFX(mm_pd))e);
+#else
+    return KSFX(vsel)((KSFX(vb))(e > hi), KSFX(vsplat)(hi), e);
+#endif
 }
 
-static inline __attribute__((always_inline)) KSFX(vec) KSFX(vsigmoid)(KSFX(vec) x)
-{
-    KSFX(vec) e = -x, two_n;
-    e = KSFX(vsel)((KSFX(vb))(e > VM_EXP_HI), KSFX(vsplat)(VM_EXP_HI), e);
-    e = KSFX(vsel)((KSFX(vb))(e < -VM_EXP_HI + 1), KSFX(vsplat)(VM_EXP_LO), e);
-    KSFX(vec) r = KSFX(vreduce)(e, &two_n);
-    e = two_n + two_n * KSFX(vexpm1_poly)(r);
-    KSFX(vec) s = 1 / (1 + e);
-    return KSFX(vsel)((KSFX(vb))(x < VM_EXP_LO), KSFX(vsplat)(0), s);
-}
+/* Activations of n vectors at once, in place (n and kind constants at every
+ * call site): tanh for every vector (kind KSFX_ALL_TANH) or for gate g only
+ * (kind KSFX_GATES: v[k] is gate k % 4 of i f g o), sigmoid for the others.
+ * Both are one expm1, as in vmath.h: m = expm1(y) with y = -x (sigmoid) or
+ * -2|x| (tanh), clamped; sigmoid = 1 / (2 + m), tanh(|x|) = -m / (2 + m).
+ * KACT evaluations at a time go stage by stage: one alone is a chain of
+ * ~25 dependent operations, and evaluated one after another they left the
+ * core idle most of the time (the cell update took ~140 cycles per vector
+ * on Zen 3 with AVX2, more than a step's product at K = 50); all of a
+ * tile's at once spilled their state to the stack. */
+enum { KSFX(GATES) = 1, KSFX(ALL_TANH) = 2 };
 
-static inline __attribute__((always_inline)) KSFX(vec) KSFX(vtanh)(KSFX(vec) x)
+/* KSFX(vact) on the n <= KACT vectors v[0 .. n), which are v[k0 ..] of the
+ * whole: few enough that each one's state (r, 2^n, p) stays in registers. */
+static inline __attribute__((always_inline)) KATTR void KSFX(vact_group)(int n, int kind, int k0,
+                                                                          KSFX(vec) *v)
 {
+    static const REAL coef[] = VM_EXPM1_COEF;
+    const int nc = (int)(sizeof coef / sizeof coef[0]);
     const KSFX(vb) sign = (KSFX(vb)){0} + VM_SIGN;
-    KSFX(vec) y = (KSFX(vec))((KSFX(vb))x | sign) * 2;      /* -2 |x| */
-    y = KSFX(vsel)((KSFX(vb))(y < VM_TANH_LO), KSFX(vsplat)(VM_TANH_LO), y);
-    KSFX(vec) two_n;
-    KSFX(vec) r = KSFX(vreduce)(y, &two_n);
-    KSFX(vec) m = two_n * KSFX(vexpm1_poly)(r) + (two_n - 1);
-    KSFX(vec) t = -m / (2 + m);
-    return (KSFX(vec))(((KSFX(vb))t & ~sign) | ((KSFX(vb))x & sign));
+    const KSFX(vec) sh = KSFX(vsplat)(VM_SHIFTER);
+    KSFX(vec) r[KACT], two[KACT], p[KACT];
+#define KSFX_TANH_AT(k) (kind == KSFX(ALL_TANH) || (k0 + (k)) % 4 == 2)
+#pragma GCC unroll 8
+    for (int k = 0; k < n; k++) {
+        KSFX(vec) e;
+        if (KSFX_TANH_AT(k))
+            e = KSFX(vmax)(VM_TANH_LO, (KSFX(vec))((KSFX(vb))v[k] | sign) * 2);   /* -2 |x| */
+        else
+            e = KSFX(vmax)(VM_EXP_LO, KSFX(vmin)(VM_EXP_HI, -v[k]));
+        /* e = n ln2 + r, |r| <= ln2/2; two = 2^n from the shifted sum's bits */
+        const KSFX(vec) t = e * KSFX(vsplat)(VM_LOG2E) + sh, nn = t - sh;
+        two[k] = (KSFX(vec))((((KSFX(vb))t - VM_SHIFT_BITS) + VM_EXP_BIAS) << VM_MANT);
+        r[k] = (e - nn * KSFX(vsplat)(VM_LN2_HI)) - nn * KSFX(vsplat)(VM_LN2_LO);
+        p[k] = KSFX(vsplat)(coef[0]);
+    }
+    for (int i = 1; i < nc; i++) {
+#pragma GCC unroll 8
+        for (int k = 0; k < n; k++) p[k] = p[k] * r[k] + coef[i];
+    }
+#pragma GCC unroll 8
+    for (int k = 0; k < n; k++) {
+        const KSFX(vec) m = two[k] * (p[k] * r[k]) + (two[k] - 1);     /* expm1(e) */
+        if (KSFX_TANH_AT(k)) {
+            const KSFX(vec) t = -m / (2 + m);
+            v[k] = (KSFX(vec))(((KSFX(vb))t & ~sign) | ((KSFX(vb))v[k] & sign));
+        } else {
+            v[k] = KSFX(vsel)((KSFX(vb))(v[k] < VM_EXP_LO), KSFX(vsplat)(0), 1 / (2 + m));
+        }
+    }
+#undef KSFX_TANH_AT
+}
+
+static inline __attribute__((always_inline)) KATTR void KSFX(vact)(int n, int kind, KSFX(vec) *v)
+{
+#pragma GCC unroll 8
+    for (int k0 = 0; k0 < n; k0 += KACT)
+        KSFX(vact_group)(n - k0 < KACT ? n - k0 : KACT, kind, k0, v + k0);
+}
+
+/* The cell update of nr rows from their tiles: x[r][g] holds the
+ * pre-activations of gates i f g o (bias and input projection added) and
+ * leaves with the activated gates; cp[r] c_{t-1} in; c[r], h[r] out. */
+static inline __attribute__((always_inline)) KATTR void KSFX(vcell)(
+    int nr, KSFX(vec) x[KMR][4], const KSFX(vec) *cp, KSFX(vec) *c, KSFX(vec) *h)
+{
+    KSFX(vact)(4 * nr, KSFX(GATES), &x[0][0]);
+    KSFX(vec) tc[KMR];
+    for (int r = 0; r < nr; r++) tc[r] = c[r] = x[r][1] * cp[r] + x[r][0] * x[r][2];
+    KSFX(vact)(nr, KSFX(ALL_TANH), tc);
+    for (int r = 0; r < nr; r++) h[r] = x[r][3] * tc[r];
 }
 
 /* Unit blocks of H hidden units at this width. */
@@ -125,7 +193,7 @@ static void KSFX(pack_gates)(int K1, const REAL *src1, int K2, const REAL *src2,
  * vector v of row k of P is at P + v bs + k ps.  mr and nv are constants at
  * every call site, so acc lives in registers.  Forward: P a gate panel
  * (ps = PW, bs = VL); backward: nv unit blocks of W_hh (ps = VL, bs = K VL). */
-static inline __attribute__((always_inline)) void KSFX(tile)(
+static inline __attribute__((always_inline)) KATTR void KSFX(tile)(
     int mr, int nv, int zero, int K, const REAL *restrict A, size_t lda,
     const REAL *restrict P, size_t ps, size_t bs, KSFX(vec) acc[KMR][4])
 {
@@ -152,7 +220,7 @@ static inline __attribute__((always_inline)) void KSFX(tile)(
 
 /* Input projection of rows [r0, r0 + mr) for unit block u:
  * G (row, g H + j + q) = (X W_ih^T)(row, ...) + bias, q < w. */
-static inline __attribute__((always_inline)) void KSFX(proj_rows)(
+static inline __attribute__((always_inline)) KATTR void KSFX(proj_rows)(
     int mr, int K, int H, const REAL *X, const REAL *P, const REAL *bias,
     REAL *G, int j, int w)
 {
@@ -173,11 +241,14 @@ static inline __attribute__((always_inline)) void KSFX(proj_rows)(
 
 /* One step for rows [b, b + mr) and unit block u (units j .. j + w).  P: the
  * block's panel of W_hh^T or, fused, of [W_ih^T; W_hh^T] (then x_t comes
- * into the same tile and the bias is added here). */
-static inline __attribute__((always_inline)) void KSFX(step_rows)(
+ * into the same tile and the bias is added here).  The cell update runs on
+ * the tile's registers for all mr rows at once (KSFX(vcell)); a partial
+ * block (w < VL) goes through padded copies so that it still runs as whole
+ * vectors. */
+static inline __attribute__((always_inline)) KATTR void KSFX(step_rows)(
     int mr, int compact, const SFX(step_io) *s, const REAL *P, int b, int j, int w)
 {
-    const int H = s->H, I = s->I;
+    const int H = s->H, I = s->I, full = !compact && w == VL;
     const int nv = compact ? 1 : 4, ps = compact ? VL : PW;   /* panel row: vectors, stride */
     KSFX(vec) acc[KMR][4];
     if (s->x)
@@ -188,73 +259,81 @@ static inline __attribute__((always_inline)) void KSFX(step_rows)(
     else if (!s->x)
         for (int r = 0; r < mr; r++)
             for (int g = 0; g < nv; g++) acc[r][g] = (KSFX(vec)){0};
+    if (compact)   /* one vector per row, the gates in quarters: spread them out */
+        for (int r = 0; r < mr; r++) {
+            REAL t[VL] __attribute__((aligned(KVB))), q4[4][VL] __attribute__((aligned(KVB)));
+            *(KSFX(vec) *)t = acc[r][0];
+            for (int g = 0; g < 4; g++)
+                for (int q = 0; q < VL; q++) q4[g][q] = q < VL / 4 ? t[g * (VL / 4) + q] : 0;
+            for (int g = 0; g < 4; g++) acc[r][g] = *(KSFX(vec) *)q4[g];
+        }
+    /* add what the recurrent product adds to: the rows' input projections,
+     * or (fused) the bias; and gather c_{t-1} */
+    KSFX(vec) cp[KMR], c[KMR], h[KMR];
     for (int r = 0; r < mr; r++) {
         const size_t row = (size_t)(b + r), o = row * H + j;
-        /* what the recurrent product adds to: the row's input projection, or
-         * (fused) the bias; where the activated gates go (NULL: nowhere) */
         const REAL *add = s->x ? s->bias + j : s->G + row * 4 * H + j;
-        REAL *gout = s->Gout ? s->Gout + row * 4 * H + j : NULL;
+        if (full) {
+            for (int g = 0; g < 4; g++) acc[r][g] += *(const KSFX(vu) *)(add + (size_t)g * H);
+            cp[r] = *(const KSFX(vu) *)(s->cp + o);
+        } else {
+            REAL pa[4][VL] __attribute__((aligned(KVB))), pc[VL] __attribute__((aligned(KVB)));
+            for (int q = 0; q < VL; q++) {
+                const int in = q < w;
+                for (int g = 0; g < 4; g++) pa[g][q] = in ? add[(size_t)g * H + q] : 0;
+                pc[q] = in ? s->cp[o + q] : 0;
+            }
+            for (int g = 0; g < 4; g++) acc[r][g] += *(KSFX(vec) *)pa[g];
+            cp[r] = *(KSFX(vec) *)pc;
+        }
+    }
+    KSFX(vcell)(mr, acc, cp, c, h);
+    for (int r = 0; r < mr; r++) {
+        const size_t row = (size_t)(b + r), o = row * H + j;
+        REAL *gout = s->Gout ? s->Gout + row * 4 * H + j : NULL;   /* activated gates, or none */
         REAL *hrow = s->hs + row * s->ldhs + j, *yrow = s->y + row * s->ldy + j;
+        REAL *ysep = yrow != hrow ? yrow : NULL;
         if (s->m && !s->m[row]) {    /* padding: state carried, output and gates 0 */
             for (int q = 0; q < w; q++) {
                 s->c[o + q] = s->cp[o + q];
                 hrow[q] = s->hp ? s->hp[row * s->ldhp + j + q] : 0;
-                if (yrow != hrow) yrow[q] = 0;
+                if (ysep) ysep[q] = 0;
                 if (gout)
                     for (int g = 0; g < 4; g++) gout[(size_t)g * H + q] = 0;
             }
             continue;
         }
-        REAL *ysep = yrow != hrow ? yrow : NULL;
-        if (!compact && w == VL) {   /* the cell on the registers */
-            const KSFX(vu) *ai = (const KSFX(vu) *)add, *af = (const KSFX(vu) *)(add + H);
-            const KSFX(vu) *ag = (const KSFX(vu) *)(add + 2 * (size_t)H);
-            const KSFX(vu) *ao = (const KSFX(vu) *)(add + 3 * (size_t)H);
-            const KSFX(vec) i = KSFX(vsigmoid)(acc[r][0] + *ai);
-            const KSFX(vec) f = KSFX(vsigmoid)(acc[r][1] + *af);
-            const KSFX(vec) g = KSFX(vtanh)(acc[r][2] + *ag);
-            const KSFX(vec) og = KSFX(vsigmoid)(acc[r][3] + *ao);
-            const KSFX(vec) ct = f * *(const KSFX(vu) *)(s->cp + o) + i * g;
-            const KSFX(vec) ht = og * KSFX(vtanh)(ct);
-            *(KSFX(vu) *)(s->c + o) = ct;
-            *(KSFX(vu) *)hrow = ht;
-            if (ysep) *(KSFX(vu) *)ysep = ht;
-            if (gout) {
-                *(KSFX(vu) *)gout = i;
-                *(KSFX(vu) *)(gout + H) = f;
-                *(KSFX(vu) *)(gout + 2 * (size_t)H) = g;
-                *(KSFX(vu) *)(gout + 3 * (size_t)H) = og;
-            }
+        if (full) {
+            *(KSFX(vu) *)(s->c + o) = c[r];
+            *(KSFX(vu) *)hrow = h[r];
+            if (ysep) *(KSFX(vu) *)ysep = h[r];
+            if (gout)
+                for (int g = 0; g < 4; g++) *(KSFX(vu) *)(gout + (size_t)g * H) = acc[r][g];
             continue;
         }
-        /* the last, partial block: through padded copies, so that the cell
-         * still runs as whole vectors (a scalar tail calls the activations
-         * out of line, ~5 us per step at H = 50) */
-        REAL pre[4][VL] __attribute__((aligned(KVB)));
-        if (compact) {   /* one vector, the gates in quarters */
-            REAL t[VL] __attribute__((aligned(KVB)));
-            *(KSFX(vec) *)t = acc[r][0];
-            for (int g = 0; g < 4; g++)
-                for (int q = 0; q < VL; q++) pre[g][q] = q < VL / 4 ? t[g * (VL / 4) + q] : 0;
-        } else {
-            for (int g = 0; g < 4; g++) *(KSFX(vec) *)pre[g] = acc[r][g];
-        }
-        REAL pg[4 * VL], pc[VL], cc[VL], hh[VL];
-        for (int q = 0; q < VL; q++) {
-            const int in = q < w;
-            for (int g = 0; g < 4; g++) pg[g * VL + q] = in ? add[(size_t)g * H + q] : 0;
-            pc[q] = in ? s->cp[o + q] : 0;
-        }
-        SFX(cell_forward_loop)(VL, pg, pg + VL, pg + 2 * VL, pg + 3 * VL,
-                               pre[0], pre[1], pre[2], pre[3], pc, cc, hh);
+        REAL ga[4][VL] __attribute__((aligned(KVB))), cc[VL] __attribute__((aligned(KVB)));
+        REAL hh[VL] __attribute__((aligned(KVB)));
+        for (int g = 0; g < 4; g++) *(KSFX(vec) *)ga[g] = acc[r][g];
+        *(KSFX(vec) *)cc = c[r];
+        *(KSFX(vec) *)hh = h[r];
         for (int q = 0; q < w; q++) {
             if (gout)
-                for (int g = 0; g < 4; g++) gout[(size_t)g * H + q] = pg[g * VL + q];
+                for (int g = 0; g < 4; g++) gout[(size_t)g * H + q] = ga[g][q];
             s->c[o + q] = cc[q];
             hrow[q] = hh[q];
             if (ysep) ysep[q] = hh[q];
         }
     }
+}
+
+/* The height of the next register tile with `left` rows to go: KMR, except
+ * that a last tile of fewer than KMR/2 rows is avoided by splitting the last
+ * KMR + rem rows in two (3 + 1 -> 2 + 2 with AVX2): a one-row tile has too
+ * few independent accumulators to keep both FMA units busy. */
+static inline int KSFX(tile_rows)(int left)
+{
+    if (left <= KMR || left >= 2 * KMR || left - KMR >= (KMR + 1) / 2) return left < KMR ? left : KMR;
+    return (left + 1) / 2;
 }
 
 /* Calls BODY(mr) with mr a constant for every tile height up to KMR. */
@@ -280,8 +359,8 @@ KATTR static void KSFX(project)(int rows, int K, int H, const REAL *X, const REA
         for (int u = u0; u < u1; u++) {
             const int j = u * VL, w = H - j < VL ? H - j : VL;
             const REAL *P = Pih + (size_t)u * K * PW;
-            for (int b = r0; b < r1; b += KMR) {
-                const int mr = r1 - b < KMR ? r1 - b : KMR;
+            for (int b = r0, mr; b < r1; b += mr) {
+                mr = KSFX(tile_rows)(r1 - b);
                 const REAL *Xb = X + (size_t)b * K;
                 REAL *Gb = G + (size_t)b * 4 * H;
 #define PROJ(MR) KSFX(proj_rows)(MR, K, H, Xb, P, bias, Gb, j, w)
@@ -301,8 +380,8 @@ KATTR static void KSFX(step)(int b0, int b1, const SFX(step_io) *s, const REAL *
         const int j = u * VL, w = H - j < VL ? H - j : VL;
         const REAL *P = Phh + (size_t)u * (s->x ? s->I + H : H) * PW;
         const int cp = KSFX(compact)(w);   /* packed compact by pack_gates(.., 1, ..) */
-        for (int b = b0; b < b1; b += KMR) {
-            const int mr = b1 - b < KMR ? b1 - b : KMR;
+        for (int b = b0, mr; b < b1; b += mr) {
+            mr = KSFX(tile_rows)(b1 - b);
 #define STEP(MR) KSFX(step_rows)(MR, 0, s, P, b, j, w)
 #define STEPC(MR) KSFX(step_rows)(MR, 1, s, P, b, j, w)
             if (cp) {
@@ -335,7 +414,7 @@ static void KSFX(pack_units)(int H, const REAL *w_hh_t, int u0, int u1, REAL *ds
 /* Rows [b, b + mr) of dh (B, H), units j .. j + w (nv blocks, w <= nv VL):
  * dh = dG (B, 4H) W_hh, except rows whose step is masked out (the gradient
  * passes through them unchanged). */
-static inline __attribute__((always_inline)) void KSFX(back_rows)(
+static inline __attribute__((always_inline)) KATTR void KSFX(back_rows)(
     int mr, int nv, int H, const REAL *dG, const REAL *P, const unsigned char *m,
     REAL *dh, int b, int j, int w)
 {
@@ -363,8 +442,8 @@ KATTR static void KSFX(back_step)(int b0, int b1, int H, const REAL *dG, const R
         const int nv = u1 - u < 4 ? u1 - u : 4;
         const int j = u * VL, w = (H - j < nv * VL ? H - j : nv * VL);
         const REAL *P = Pw + (size_t)u * 4 * H * VL;
-        for (int b = b0; b < b1; b += KMR) {
-            const int mr = b1 - b < KMR ? b1 - b : KMR;
+        for (int b = b0, mr; b < b1; b += mr) {
+            mr = KSFX(tile_rows)(b1 - b);
 #define BACK4(MR) KSFX(back_rows)(MR, 4, H, dG, P, m, dh, b, j, w)
 #define BACK3(MR) KSFX(back_rows)(MR, 3, H, dG, P, m, dh, b, j, w)
 #define BACK2(MR) KSFX(back_rows)(MR, 2, H, dG, P, m, dh, b, j, w)
@@ -384,7 +463,7 @@ KATTR static void KSFX(back_step)(int b0, int b1, int H, const REAL *dG, const R
 }
 
 /* The sum of a vector's lanes. */
-static inline __attribute__((always_inline)) REAL KSFX(hsum)(KSFX(vec) v)
+static inline __attribute__((always_inline)) KATTR REAL KSFX(hsum)(KSFX(vec) v)
 {
     REAL t[VL] __attribute__((aligned(KVB)));
     *(KSFX(vec) *)t = v;
@@ -427,5 +506,6 @@ KATTR static void KSFX(back_dot)(int b0, int b1, int H, const REAL *dG, const RE
 }
 
 #undef KSFX_ROWS
+#undef KSFX_MM
 #undef VL
 #undef PW
