@@ -72,6 +72,7 @@ typedef struct {
 #define KVB 64
 #define KMR 6
 #define KACT 8
+#define KINTRIN 1
 #define KATTR __attribute__((target("arch=x86-64-v4")))
 #define KSFX(n) SFX(n##_v4)
 #include "tile_template.h"
@@ -79,11 +80,13 @@ static const SFX(kernels) SFX(kernels_v4) = KERNEL_TABLE(KSFX);
 #undef KVB
 #undef KMR
 #undef KACT
+#undef KINTRIN
 #undef KATTR
 #undef KSFX
 #define KVB 32
 #define KMR 3
 #define KACT 4
+#define KINTRIN 1
 #define KATTR __attribute__((target("arch=x86-64-v3")))
 #define KSFX(n) SFX(n##_v3)
 #include "tile_template.h"
@@ -91,23 +94,35 @@ static const SFX(kernels) SFX(kernels_v3) = KERNEL_TABLE(KSFX);
 #undef KVB
 #undef KMR
 #undef KACT
+#undef KINTRIN
 #undef KATTR
 #undef KSFX
 #endif
 /* the compiler's own target: baseline in a portable build, everything in a
- * native one (CLSTM_NATIVE, where this is the only instance) */
-#if defined(__AVX512F__)
+ * native one (CLSTM_NATIVE, where this is the only instance).  A test build
+ * may set this instance's width with CLSTM_BASE_KVB (generic vector code, no
+ * intrinsics; tools/wide_vectors.sh runs the AVX-512 instance's tiling on
+ * any CPU that way). */
+#if defined(CLSTM_BASE_KVB)
+#define KVB CLSTM_BASE_KVB
+#define KMR (KVB == 64 ? 6 : KVB == 32 ? 3 : 2)
+#define KACT (KVB == 64 ? 8 : 4)
+#define KINTRIN 0
+#elif defined(__AVX512F__)
 #define KVB 64
 #define KMR 6
 #define KACT 8
+#define KINTRIN 1
 #elif defined(__AVX__)
 #define KVB 32
 #define KMR 3
 #define KACT 4
+#define KINTRIN 1
 #else
 #define KVB 16
 #define KMR 2
 #define KACT 4
+#define KINTRIN 1
 #endif
 #define KATTR
 #define KSFX(n) SFX(n##_base)
@@ -116,6 +131,7 @@ static const SFX(kernels) SFX(kernels_base) = KERNEL_TABLE(KSFX);
 #undef KVB
 #undef KMR
 #undef KACT
+#undef KINTRIN
 #undef KATTR
 #undef KSFX
 #undef KERNEL_TABLE

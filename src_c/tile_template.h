@@ -6,6 +6,7 @@
  *   KVB       vector bytes (64 AVX-512, 32 AVX2, 16 baseline),
  *   KMR       batch rows per register tile,
  *   KACT      activations evaluated together (their state fills the registers),
+ *   KINTRIN   1 where this instance may use x86 intrinsics of its width,
  *   KATTR     the target attribute of the entry points (or nothing),
  *   KSFX(n)   the name suffix of this instance.
  *
@@ -35,7 +36,7 @@ typedef REAL KSFX(vu) __attribute__((vector_size(KVB), aligned(sizeof(REAL))));
 typedef VM_UINT KSFX(vb) __attribute__((vector_size(KVB)));
 
 /* x86 intrinsics of this width: _mm512_*, _mm256_* or _mm_* */
-#if CLSTM_X86
+#if CLSTM_X86 && KINTRIN
 #if KVB == 64
 #define KSFX_MM(op) _mm512_##op
 #elif KVB == 32
@@ -64,7 +65,7 @@ static inline __attribute__((always_inline)) KATTR KSFX(vec) KSFX(vsplat)(REAL v
  * each on x86, where a compare and select took four. */
 static inline __attribute__((always_inline)) KATTR KSFX(vec) KSFX(vmax)(REAL lo, KSFX(vec) e)
 {
-#if CLSTM_X86
+#if CLSTM_X86 && KINTRIN
     if (sizeof(REAL) == 4)
         return (KSFX(vec))KSFX_MM(max_ps)((KSFX(mm_ps))KSFX(vsplat)(lo), (KSFX(mm_ps))e);
     return (KSFX(vec))KSFX_MM(max_pd)((KSFX(mm_pd))KSFX(vsplat)(lo), (KSFX(mm_pd))e);
@@ -75,7 +76,7 @@ static inline __attribute__((always_inline)) KATTR KSFX(vec) KSFX(vmax)(REAL lo,
 
 static inline __attribute__((always_inline)) KATTR KSFX(vec) KSFX(vmin)(REAL hi, KSFX(vec) e)
 {
-#if CLSTM_X86
+#if CLSTM_X86 && KINTRIN
     if (sizeof(REAL) == 4)
         return (KSFX(vec))KSFX_MM(min_ps)((KSFX(mm_ps))KSFX(vsplat)(hi), (KSFX(mm_ps))e);
     return (KSFX(vec))KSFX_MM(min_pd)((KSFX(mm_pd))KSFX(vsplat)(hi), (KSFX(mm_pd))e);
