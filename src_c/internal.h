@@ -77,6 +77,13 @@
 #define CLSTM_BACK_DOT_ROWS 1
 #endif
 
+/* The backward's weight gradients dW_ih^T, dW_hh^T (M, 4H) go through the
+ * core's tile kernel (grad_w) where M 4H elements take at most this many
+ * bytes (the result stays in L2), else through BLAS. */
+#ifndef CLSTM_OWN_GRAD_BYTES
+#define CLSTM_OWN_GRAD_BYTES (256.0 * 1024)
+#endif
+
 /* The threads of one call meet here once per step.  Not OpenMP's barrier:
  * libgomp's waiters spin for ~300,000 rounds, and when another process holds
  * a core the thread they wait for may not run: calls of 0.5 ms took 200 ms

@@ -63,10 +63,12 @@ typedef struct {
                       const unsigned char *m, REAL *dh, int u0, int u1);
     void (*back_dot)(int b0, int b1, int H, const REAL *dG, const REAL *w_hh_t,
                      const unsigned char *m, REAL *dh, int j0, int j1);
+    void (*grad_w)(int M, int N, int K, const REAL *A, size_t lda, const REAL *B, size_t ldb,
+                   int acc_c, REAL *C, size_t ldc);
 } SFX(kernels);
 
 #define KERNEL_TABLE(KS) \
-    { (int)(KVB / sizeof(REAL)), KS(unit_blocks), KS(pack_gates), KS(project), KS(step), KS(pack_units), KS(back_step), KS(back_dot) }
+    { (int)(KVB / sizeof(REAL)), KS(unit_blocks), KS(pack_gates), KS(project), KS(step), KS(pack_units), KS(back_step), KS(back_dot), KS(grad_w) }
 
 #if CLSTM_HAVE_CLONES
 #define KVB 64
@@ -438,13 +440,26 @@ static void SFX(weight_grads)(const SFX(bwd_job) *J, int tid, int nt)
     SFX(share)(H, tid, nt, &m0, &m1);
     SFX(share)(G4, tid, nt, &c0, &c1);
     SFX(share)(T * B, tid, nt, &r0, &r1);
-    SFX(gemm_rm)(blas, 'T', 'N', i1 - i0, G4, T * B, 1, J->x + i0, I, J->gates, G4, 0,
-                 J->dw_ih_t + (size_t)i0 * G4, G4);
-    SFX(gemm_rm)(blas, 'T', 'N', m1 - m0, G4, (T - 1) * B, 1, hp + m0, J->ldh, dg, G4, 0,
-                 J->dw_hh_t + (size_t)m0 * G4, G4);
-    if (J->h0)
-        SFX(gemm_rm)(blas, 'T', 'N', m1 - m0, G4, B, 1, J->h0 + m0, H, dg0, G4, 1,
+    /* small results by the tile kernel, others by BLAS (grad_w's comment) */
+    const int own = (double)(I > H ? I : H) * G4 * sizeof(REAL) <= CLSTM_OWN_GRAD_BYTES &&
+                    G4 % J->k->vl == 0;
+    if (own) {
+        J->k->grad_w(i1 - i0, G4, T * B, J->x + i0, I, J->gates, G4, 0,
+                     J->dw_ih_t + (size_t)i0 * G4, G4);
+        J->k->grad_w(m1 - m0, G4, (T - 1) * B, hp + m0, J->ldh, dg, G4, 0,
                      J->dw_hh_t + (size_t)m0 * G4, G4);
+        if (J->h0)
+            J->k->grad_w(m1 - m0, G4, B, J->h0 + m0, H, dg0, G4, 1,
+                         J->dw_hh_t + (size_t)m0 * G4, G4);
+    } else {
+        SFX(gemm_rm)(blas, 'T', 'N', i1 - i0, G4, T * B, 1, J->x + i0, I, J->gates, G4, 0,
+                     J->dw_ih_t + (size_t)i0 * G4, G4);
+        SFX(gemm_rm)(blas, 'T', 'N', m1 - m0, G4, (T - 1) * B, 1, hp + m0, J->ldh, dg, G4, 0,
+                     J->dw_hh_t + (size_t)m0 * G4, G4);
+        if (J->h0)
+            SFX(gemm_rm)(blas, 'T', 'N', m1 - m0, G4, B, 1, J->h0 + m0, H, dg0, G4, 1,
+                         J->dw_hh_t + (size_t)m0 * G4, G4);
+    }
     if (J->db && c1 > c0) {
         REAL *d = J->db + c0;
         const int n = c1 - c0;

@@ -193,7 +193,9 @@ static void KSFX(pack_gates)(int K1, const REAL *src1, int K2, const REAL *src2,
  * zero), where
  * vector v of row k of P is at P + v bs + k ps.  mr and nv are constants at
  * every call site, so acc lives in registers.  Forward: P a gate panel
- * (ps = PW, bs = VL); backward: nv unit blocks of W_hh (ps = VL, bs = K VL). */
+ * (ps = PW, bs = VL); backward: nv unit blocks of W_hh (ps = VL, bs = K VL);
+ * weight gradients: rows of dG (ps = 4H, bs = VL), not always aligned to a
+ * whole vector (VEX loads do not care). */
 static inline __attribute__((always_inline)) KATTR void KSFX(tile)(
     int mr, int nv, int zero, int K, const REAL *restrict A, size_t lda,
     const REAL *restrict P, size_t ps, size_t bs, KSFX(vec) acc[KMR][4])
@@ -204,11 +206,11 @@ static inline __attribute__((always_inline)) KATTR void KSFX(tile)(
     const REAL *p0 = P, *p1 = P + bs, *p2 = P + 2 * bs, *p3 = P + 3 * bs;
     for (int k = 0; k < K; k++) {
         const size_t o = (size_t)k * ps;
-        const KSFX(vec) w0 = *(const KSFX(vec) *)(p0 + o);
+        const KSFX(vec) w0 = *(const KSFX(vu) *)(p0 + o);
         KSFX(vec) w1 = w0, w2 = w0, w3 = w0;
-        if (nv > 1) w1 = *(const KSFX(vec) *)(p1 + o);
-        if (nv > 2) w2 = *(const KSFX(vec) *)(p2 + o);
-        if (nv > 3) w3 = *(const KSFX(vec) *)(p3 + o);
+        if (nv > 1) w1 = *(const KSFX(vu) *)(p1 + o);
+        if (nv > 2) w2 = *(const KSFX(vu) *)(p2 + o);
+        if (nv > 3) w3 = *(const KSFX(vu) *)(p3 + o);
         for (int r = 0; r < mr; r++) {
             const REAL a = A[r * lda + k];
             acc[r][0] += a * w0;
@@ -395,6 +397,60 @@ KATTR static void KSFX(step)(int b0, int b1, const SFX(step_io) *s, const REAL *
         }
     }
 }
+
+/* Weight gradients where the result is small (it stays in L2 while the
+ * k-chunks pass; lstm_template.h decides):
+ *   C (M, N) (row stride ldc) = A^T B, or += with acc
+ *   A (K, M) row stride lda (x or h_{t-1}: one row per step and batch row),
+ *   B (K, N) row stride ldb (dG), N a multiple of VL.
+ * BLAS's skinny GEMMs did these at 26-47 GFLOP/s on Zen 3 (M = 50, N = 200,
+ * K = 1920: packing the transposed A and C round trips per 256 rows of K);
+ * here each k-chunk of B (KC rows) stays in L2 while every row tile of C
+ * passes over it, and A's columns are transposed a tile at a time. */
+#define KC 256
+KATTR static void KSFX(grad_w)(int M, int N, int K, const REAL *A, size_t lda, const REAL *B,
+                               size_t ldb, int acc_c, REAL *C, size_t ldc)
+{
+    REAL at[KMR * KC] __attribute__((aligned(KVB)));
+    if (K <= 0 && !acc_c)   /* an empty sum (one step: no h_{t-1} but h0) */
+        for (int m = 0; m < M; m++) memset(C + (size_t)m * ldc, 0, (size_t)N * sizeof(REAL));
+    for (int k0 = 0; k0 < K; k0 += KC) {
+        const int kc = K - k0 < KC ? K - k0 : KC, zero = k0 == 0 && !acc_c;
+        for (int m = 0, mr; m < M; m += mr) {
+            mr = KSFX(tile_rows)(M - m);
+            for (int kk = 0; kk < kc; kk++)          /* A^T's rows m .. m + mr, this chunk */
+                for (int r = 0; r < mr; r++) at[r * KC + kk] = A[(size_t)(k0 + kk) * lda + m + r];
+            for (int n = 0; n < N; n += 4 * VL) {
+                const int nv = (N - n) / VL < 4 ? (N - n) / VL : 4;
+                const REAL *P = B + (size_t)k0 * ldb + n;
+                REAL *c = C + (size_t)m * ldc + n;
+                KSFX(vec) t[KMR][4];
+                if (!zero)
+                    for (int r = 0; r < mr; r++)
+                        for (int v = 0; v < nv; v++) t[r][v] = *(KSFX(vu) *)(c + r * ldc + v * VL);
+#define GW(MR, NV) KSFX(tile)(MR, NV, zero, kc, at, KC, P, ldb, VL, t)
+#define GW4(MR) GW(MR, 4)
+#define GW3(MR) GW(MR, 3)
+#define GW2(MR) GW(MR, 2)
+#define GW1(MR) GW(MR, 1)
+                switch (nv) {
+                case 4: KSFX_ROWS(mr, GW4) break;
+                case 3: KSFX_ROWS(mr, GW3) break;
+                case 2: KSFX_ROWS(mr, GW2) break;
+                default: KSFX_ROWS(mr, GW1) break;
+                }
+#undef GW
+#undef GW4
+#undef GW3
+#undef GW2
+#undef GW1
+                for (int r = 0; r < mr; r++)
+                    for (int v = 0; v < nv; v++) *(KSFX(vu) *)(c + r * ldc + v * VL) = t[r][v];
+            }
+        }
+    }
+}
+#undef KC
 
 /* Backward: packs the unit blocks [u0, u1) of W_hh (4H, H), the transpose
  * of w_hh_t (H, 4H), one block after another: block u at dst + u 4H VL,
