@@ -46,6 +46,11 @@
  * barrier per step costs about a microsecond on a shared 2-core machine. */
 #define CLSTM_THREAD_MIN_FLOPS (256.0 * 1024)
 
+/* The backward's recurrent product hands its unit blocks out dynamically
+ * (lstm_template.h) from this many flops per step: below, the second
+ * barrier per step it needs costs more than an uneven split. */
+#define CLSTM_DYNAMIC_MIN_FLOPS (4.0e6)
+
 /* Threads split the batch rather than the hidden units when each gets at
  * least this many rows and W_hh has at most this many bytes (both threads
  * then read all of it from their own L2 every step). */

@@ -293,6 +293,7 @@ typedef struct {
     REAL *gates, *cs, *hs;          /* training: (T, B, 4H), (T, B, H), masked (T, B, H) */
     REAL *cbuf, *hbuf, *gbuf;       /* inference: c and h ping-pong, G chunk */
     REAL *pih, *phh;                /* packed W_ih^T, W_hh^T (64-byte aligned) */
+    int *next;                      /* split by units: the next block of step s, next[s & 1] */
 } SFX(fwd_job);
 
 static void SFX(forward_thread)(const SFX(fwd_job) *J, int tid, int nt)
@@ -302,7 +303,14 @@ static void SFX(forward_thread)(const SFX(fwd_job) *J, int tid, int nt)
     const size_t BH = (size_t)B * H, BG = 4 * BH;
     const SFX(work) w = SFX(work_of)(K->unit_blocks(H), B, J->by_batch, tid, nt);
     const int b0 = w.b0, b1 = w.b1, u0 = w.u0, u1 = w.u1, p0 = w.p0, p1 = w.p1;
-    const int ldh = J->mask ? H : J->ldy;
+    const int ldh = J->mask ? H : J->ldy, nb = K->unit_blocks(H);
+    /* Split by units, the threads take a step's unit blocks one at a time
+     * from a shared counter rather than a fixed share: on a shared machine
+     * one core often runs slower than the other, and with fixed shares
+     * every step waited for it (the large shape at 2 threads was 1.34x
+     * 1 thread's speed on such a host, ORT's 1.46x).  The same block gives
+     * the same numbers whichever thread computes it. */
+    const int dyn = !J->by_batch && nt > 1;
     /* the step's panels compact (a small last block), the projection's not */
     if (J->fused)   /* one panel per block over [W_ih^T; W_hh^T] */
         K->pack_gates(I, J->w_ih_t, H, J->w_hh_t, H, p0, p1, 1, J->phh);
@@ -311,7 +319,7 @@ static void SFX(forward_thread)(const SFX(fwd_job) *J, int tid, int nt)
         K->pack_gates(H, J->w_hh_t, 0, NULL, H, p0, p1, 1, J->phh);
     }
     int sense = 0;
-    if (J->by_batch) SFX(barrier)(J->bar, &sense);     /* every thread reads all of W */
+    if (J->by_batch || dyn) SFX(barrier)(J->bar, &sense);   /* threads read others' panels */
     /* Where step s keeps its hidden state h_t: without a mask the outputs y
      * are the states; with one, skipped steps output 0 while the state
      * carries on, so states live apart. */
@@ -328,8 +336,10 @@ static void SFX(forward_thread)(const SFX(fwd_job) *J, int tid, int nt)
             for (int i = 0; i < n; i++)
                 K->project(b1 - b0, I, H, xc + ((size_t)i * B + b0) * I, J->pih, J->bias,
                            gc + (size_t)i * BG + (size_t)b0 * 4 * H, u0, u1);
-        else
+        else {
             K->project(n * B, I, H, xc, J->pih, J->bias, gc, u0, u1);
+            if (dyn) SFX(barrier)(J->bar, &sense);   /* the steps read every block's G */
+        }
         for (int s = s0; s < s0 + n; s++) {
             const int t = J->reverse ? T - 1 - s : s;
             const int tp = J->reverse ? t + 1 : t - 1;   /* the step before, in time order */
@@ -349,7 +359,14 @@ static void SFX(forward_thread)(const SFX(fwd_job) *J, int tid, int nt)
             io.y = J->y + (size_t)t * B * J->ldy;
             io.ldy = J->ldy;
             io.m = J->mask ? J->mask + (size_t)t * B : NULL;
-            K->step(b0, b1, &io, J->phh, u0, u1);
+            if (dyn) {
+                /* step s - 1, the last user of next[(s + 1) & 1], is done */
+                if (tid == 0) __atomic_store_n(&J->next[(s + 1) & 1], 0, __ATOMIC_RELAXED);
+                for (int u; (u = __atomic_fetch_add(&J->next[s & 1], 1, __ATOMIC_RELAXED)) < nb;)
+                    K->step(b0, b1, &io, J->phh, u, u + 1);
+            } else {
+                K->step(b0, b1, &io, J->phh, u0, u1);
+            }
             if (!J->by_batch) SFX(barrier)(J->bar, &sense);
         }
     }
@@ -392,6 +409,8 @@ int SFX(clstm_lstm_forward)(const clstm_blas *blas, int T, int B, int I, int H,
     J.by_batch = plan.by_batch;
     clstm_barrier bar;
     J.bar = &bar;
+    int next[2] = {0, 0};
+    J.next = next;
     SFX_RUN_TEAM(SFX(forward_thread), J, plan.nt);
 
     const int tl = reverse ? 0 : T - 1, sl = T - 1;
@@ -418,6 +437,7 @@ typedef struct {
     const REAL *cs, *dy; int lddy;
     REAL *dhr, *dc, *pw;
     REAL *dx, dx_beta, *dw_ih_t, *dw_hh_t, *db;
+    int *next;                      /* dynamic product: the next group of step s, next[s & 1] */
 } SFX(bwd_job);
 
 /* The weight gradients over all steps, this thread's share of each (dG
@@ -483,9 +503,15 @@ static void SFX(backward_thread)(const SFX(bwd_job) *J, int tid, int nt)
     const int b0 = w.b0, b1 = w.b1, u0 = w.u0, u1 = w.u1, p0 = w.p0, p1 = w.p1;
     const int j0 = u0 * K->vl, j1 = u1 * K->vl < H ? u1 * K->vl : H, n = j1 - j0;
     const int dot = B <= CLSTM_BACK_DOT_ROWS;   /* dh by dot products, W_hh unpacked */
+    /* Big products take their groups of 4 unit blocks from a shared counter,
+     * as the forward's steps do (why there); a second barrier per step then
+     * keeps the next cell pass from reading dh before it is complete. */
+    const int nb = K->unit_blocks(H), ng = (nb + 3) / 4;
+    const int dyn = !J->by_batch && nt > 1 && !dot &&
+                    2.0 * B * 4 * H * H >= CLSTM_DYNAMIC_MIN_FLOPS;
     if (!dot) K->pack_units(H, J->w_hh_t, p0, p1, J->pw);
     int sense = 0;
-    if (J->by_batch) SFX(barrier)(J->bar, &sense);
+    if (J->by_batch || dyn) SFX(barrier)(J->bar, &sense);
     for (int s = T - 1; s >= 0; s--) {
         const int t = J->reverse ? T - 1 - s : s;
         const int tp = J->reverse ? t + 1 : t - 1;
@@ -507,8 +533,17 @@ static void SFX(backward_thread)(const SFX(bwd_job) *J, int tid, int nt)
                                    J->dc + o);
             }
         if (!J->by_batch) SFX(barrier)(J->bar, &sense);   /* the product needs all dG */
-        if (dot) K->back_dot(b0, b1, H, Gt, J->w_hh_t, m, J->dhr, j0, j1);
-        else K->back_step(b0, b1, H, Gt, J->pw, m, J->dhr, u0, u1);
+        if (dot) {
+            K->back_dot(b0, b1, H, Gt, J->w_hh_t, m, J->dhr, j0, j1);
+        } else if (dyn) {
+            /* step s + 1, the last user of next[(s + 1) & 1], is done */
+            if (tid == 0) __atomic_store_n(&J->next[(s + 1) & 1], 0, __ATOMIC_RELAXED);
+            for (int g; (g = __atomic_fetch_add(&J->next[s & 1], 1, __ATOMIC_RELAXED)) < ng;)
+                K->back_step(b0, b1, H, Gt, J->pw, m, J->dhr, 4 * g, 4 * g + 4 < nb ? 4 * g + 4 : nb);
+            SFX(barrier)(J->bar, &sense);   /* the next cell pass reads all of dh */
+        } else {
+            K->back_step(b0, b1, H, Gt, J->pw, m, J->dhr, u0, u1);
+        }
     }
     SFX(barrier)(J->bar, &sense);   /* the weight gradients need all of dG */
     SFX(weight_grads)(J, tid, nt);
@@ -547,6 +582,8 @@ int SFX(clstm_lstm_backward)(const clstm_blas *blas, int T, int B, int I, int H,
     J.by_batch = plan.by_batch;
     clstm_barrier bar;
     J.bar = &bar;
+    int next[2] = {0, 0};
+    J.next = next;
     const int blas_threads = blas->get_threads && blas->set_threads ? blas->get_threads() : 1;
     if (blas_threads > 1) blas->set_threads(1);
     SFX_RUN_TEAM(SFX(backward_thread), J, plan.nt);

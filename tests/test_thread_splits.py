@@ -14,11 +14,12 @@ from reference import ref_lstm
 # (T, B, I, H): by batch rows (B >= 16, small W_hh) and by units (B small,
 # large W_hh); x_t fused into the step's tile (I <= 32 or B >= 8) or through
 # a separate input projection (I > 32 and B < 8); a batch of one (backward's
-# dh by dot products on the unpacked W_hh)
+# dh by dot products on the unpacked W_hh); a backward product big enough
+# (>= 4 MFLOP a step) that its unit blocks are handed out step by step
 SHAPES = {"batch rows": (7, 20, 3, 50), "units": (6, 2, 5, 200),
           "units, partial block": (5, 3, 4, 211), "batch rows, odd B": (6, 37, 2, 33),
           "units, projection": (5, 3, 40, 200), "batch rows, fused I > 32": (5, 20, 40, 50),
-          "units, batch of one": (5, 1, 6, 203)}
+          "units, batch of one": (5, 1, 6, 203), "units, dynamic backward": (4, 8, 6, 301)}
 
 
 def _run(shape, threads, bidir, masked, seed=0):
