@@ -350,6 +350,24 @@ static inline int KSFX(tile_rows)(int left)
     default: if (KMR >= 6) { BODY(6); } break;           \
     }
 
+/* Calls BODY(mr, nv) with both constants: mr up to KMR, nv 1 to 4. */
+#define KSFX_ROWS_ARG(mr_var, NV, BODY)                  \
+    switch (mr_var) {                                    \
+    case 1: BODY(1, NV); break;                          \
+    case 2: if (KMR >= 2) { BODY(2, NV); } break;        \
+    case 3: if (KMR >= 3) { BODY(3, NV); } break;        \
+    case 4: if (KMR >= 4) { BODY(4, NV); } break;        \
+    case 5: if (KMR >= 5) { BODY(5, NV); } break;        \
+    default: if (KMR >= 6) { BODY(6, NV); } break;       \
+    }
+#define KSFX_ROWS_NV(mr_var, nv_var, BODY)               \
+    switch (nv_var) {                                    \
+    case 4: KSFX_ROWS_ARG(mr_var, 4, BODY) break;        \
+    case 3: KSFX_ROWS_ARG(mr_var, 3, BODY) break;        \
+    case 2: KSFX_ROWS_ARG(mr_var, 2, BODY) break;        \
+    default: KSFX_ROWS_ARG(mr_var, 1, BODY) break;       \
+    }
+
 /* G rows [0, rows) (row stride 4H) = X (rows, K) W_ih^T + bias for the unit
  * blocks [u0, u1); rows in groups that keep X's group in cache while every
  * panel passes over it. */
@@ -429,21 +447,8 @@ KATTR static void KSFX(grad_w)(int M, int N, int K, const REAL *A, size_t lda, c
                     for (int r = 0; r < mr; r++)
                         for (int v = 0; v < nv; v++) t[r][v] = *(KSFX(vu) *)(c + r * ldc + v * VL);
 #define GW(MR, NV) KSFX(tile)(MR, NV, zero, kc, at, KC, P, ldb, VL, t)
-#define GW4(MR) GW(MR, 4)
-#define GW3(MR) GW(MR, 3)
-#define GW2(MR) GW(MR, 2)
-#define GW1(MR) GW(MR, 1)
-                switch (nv) {
-                case 4: KSFX_ROWS(mr, GW4) break;
-                case 3: KSFX_ROWS(mr, GW3) break;
-                case 2: KSFX_ROWS(mr, GW2) break;
-                default: KSFX_ROWS(mr, GW1) break;
-                }
+                KSFX_ROWS_NV(mr, nv, GW)
 #undef GW
-#undef GW4
-#undef GW3
-#undef GW2
-#undef GW1
                 for (int r = 0; r < mr; r++)
                     for (int v = 0; v < nv; v++) *(KSFX(vu) *)(c + r * ldc + v * VL) = t[r][v];
             }
@@ -501,20 +506,9 @@ KATTR static void KSFX(back_step)(int b0, int b1, int H, const REAL *dG, const R
         const REAL *P = Pw + (size_t)u * 4 * H * VL;
         for (int b = b0, mr; b < b1; b += mr) {
             mr = KSFX(tile_rows)(b1 - b);
-#define BACK4(MR) KSFX(back_rows)(MR, 4, H, dG, P, m, dh, b, j, w)
-#define BACK3(MR) KSFX(back_rows)(MR, 3, H, dG, P, m, dh, b, j, w)
-#define BACK2(MR) KSFX(back_rows)(MR, 2, H, dG, P, m, dh, b, j, w)
-#define BACK1(MR) KSFX(back_rows)(MR, 1, H, dG, P, m, dh, b, j, w)
-            switch (nv) {
-            case 4: KSFX_ROWS(mr, BACK4) break;
-            case 3: KSFX_ROWS(mr, BACK3) break;
-            case 2: KSFX_ROWS(mr, BACK2) break;
-            default: KSFX_ROWS(mr, BACK1) break;
-            }
-#undef BACK4
-#undef BACK3
-#undef BACK2
-#undef BACK1
+#define BACK(MR, NV) KSFX(back_rows)(MR, NV, H, dG, P, m, dh, b, j, w)
+            KSFX_ROWS_NV(mr, nv, BACK)
+#undef BACK
         }
     }
 }
@@ -563,6 +557,8 @@ KATTR static void KSFX(back_dot)(int b0, int b1, int H, const REAL *dG, const RE
 }
 
 #undef KSFX_ROWS
+#undef KSFX_ROWS_ARG
+#undef KSFX_ROWS_NV
 #undef KSFX_MM
 #undef VL
 #undef PW

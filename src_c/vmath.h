@@ -6,14 +6,17 @@
  * in tests/test_activations.py: a few ulp over the whole real line (sigmoid
  * gives 0 where its true value is below the smallest normal number).
  *
- * exp(x) = 2^n * e^r with n = round(x / ln2), r = x - n ln2 (Cody-Waite split
- * of ln2 so n*LN2_HI is exact), e^r from its Taylor polynomial on
- * |r| <= ln2/2.  Rounding uses the 1.5*2^(mantissa bits) shifter so the
- * integer n can be read from the float's bits: no float->int conversion, which
- * keeps NaN harmless (it stays NaN through the polynomial).
+ * expm1(y) = 2^n (e^r - 1) + (2^n - 1) with n = round(y / ln2),
+ * r = y - n ln2 (Cody-Waite split of ln2 so n*LN2_HI is exact), e^r - 1 from
+ * a polynomial on |r| <= ln2/2 (fitted, degree 5, for float; Taylor for
+ * double).  Rounding uses the 1.5*2^(mantissa bits) shifter so the integer n
+ * can be read from the float's bits: no float->int conversion, which keeps
+ * NaN harmless (it stays NaN through the polynomial).
  *
- * tanh(|x|) = -m / (2 + m) with m = expm1(-2|x|): expm1 keeps full relative
- * accuracy near 0, where 1 - 2/(1+e^2x) would cancel.
+ * Both activations are that one expm1 (the tile kernels evaluate all four
+ * gates in one pass, tile_template.h): tanh(|x|) = -m / (2 + m) with
+ * m = expm1(-2|x|), which keeps full relative accuracy near 0 where
+ * 1 - 2/(1+e^2x) would cancel; sigmoid(x) = 1 / (2 + m) with m = expm1(-x).
  *
  * Must not be compiled with -ffast-math: the shifter trick relies on exact
  * IEEE rounding.
