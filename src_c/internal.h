@@ -112,6 +112,5 @@ void clstm_barrier_wait(clstm_barrier *b, int *local_sense);
 /* The widest instruction set the tile kernels may use on this CPU:
  * 4 (x86-64-v4, AVX-512), 3 (x86-64-v3, AVX2 + FMA) or 0 (baseline). */
 int clstm_isa_level(void);
-extern int clstm_noact;
 
 #endif

@@ -11,9 +11,6 @@
  * lstm_template.h); the caller sets the BLAS's to the same count, and the
  * core holds the BLAS at 1 thread while its own threads call it. */
 static int clstm_nthreads = 1;
-#include <stdlib.h>
-int clstm_noact;
-__attribute__((constructor)) static void noact_init(void) { clstm_noact = getenv("NOACT") != NULL; }
 
 void clstm_set_num_threads(int n) { clstm_nthreads = n < 1 ? 1 : n; }
 int clstm_get_num_threads(void) { return clstm_nthreads; }
