@@ -14,9 +14,8 @@
  * bi, bf, bg, bo (n): bias per gate (or any second addend: the tile kernels
  *   pass their recurrent product here);
  * cprev (n): c_{t-1};  c (n): c_t out;  h (n): h_t out.
- * Inlined where n is a constant (tile_template.h); cell_forward below is its
- * run-time-dispatched copy. */
-static inline __attribute__((always_inline)) void SFX(cell_forward_loop)(int n,
+ * step()'s gate pass (the sequence passes run the cell on their tiles). */
+CLSTM_CLONES static void SFX(cell_forward)(int n,
     REAL *restrict gi, REAL *restrict gf, REAL *restrict gg, REAL *restrict go,
     const REAL *restrict bi, const REAL *restrict bf,
     const REAL *restrict bg, const REAL *restrict bo,
@@ -35,15 +34,6 @@ static inline __attribute__((always_inline)) void SFX(cell_forward_loop)(int n,
         gg[j] = g;
         go[j] = o;
     }
-}
-
-CLSTM_CLONES static void SFX(cell_forward)(int n,
-    REAL *restrict gi, REAL *restrict gf, REAL *restrict gg, REAL *restrict go,
-    const REAL *restrict bi, const REAL *restrict bf,
-    const REAL *restrict bg, const REAL *restrict bo,
-    const REAL *restrict cprev, REAL *restrict c, REAL *restrict h)
-{
-    SFX(cell_forward_loop)(n, gi, gf, gg, go, bi, bf, bg, bo, cprev, c, h);
 }
 
 /* Backward, one step, n hidden units of one batch row.

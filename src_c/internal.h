@@ -106,6 +106,19 @@ typedef struct {
 #define CLSTM_BARRIER_SPINS 1000
 #endif
 void clstm_barrier_init(clstm_barrier *b, int n);
+
+/* Work handed out step by step (lstm_template.h): two counters, step s
+ * taking its items from next[s & 1].  During step s one thread resets the
+ * counter of the step that comes next (its last user, the step before s,
+ * finished before s began); the barrier ending step s publishes the reset. */
+static inline void clstm_counter_reset(int *next, int s)
+{
+    __atomic_store_n(&next[s & 1], 0, __ATOMIC_RELAXED);
+}
+static inline int clstm_counter_take(int *next, int s)
+{
+    return __atomic_fetch_add(&next[s & 1], 1, __ATOMIC_RELAXED);
+}
 /* local_sense: the caller's own flag, 0 before its first wait */
 void clstm_barrier_wait(clstm_barrier *b, int *local_sense);
 

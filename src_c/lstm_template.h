@@ -301,9 +301,10 @@ static void SFX(forward_thread)(const SFX(fwd_job) *J, int tid, int nt)
     const SFX(kernels) *K = J->k;
     const int T = J->T, B = J->B, I = J->I, H = J->H, train = J->train;
     const size_t BH = (size_t)B * H, BG = 4 * BH;
-    const SFX(work) w = SFX(work_of)(K->unit_blocks(H), B, J->by_batch, tid, nt);
+    const int nb = K->unit_blocks(H);
+    const SFX(work) w = SFX(work_of)(nb, B, J->by_batch, tid, nt);
     const int b0 = w.b0, b1 = w.b1, u0 = w.u0, u1 = w.u1, p0 = w.p0, p1 = w.p1;
-    const int ldh = J->mask ? H : J->ldy, nb = K->unit_blocks(H);
+    const int ldh = J->mask ? H : J->ldy;
     /* Split by units, the threads take a step's unit blocks one at a time
      * from a shared counter rather than a fixed share: on a shared machine
      * one core often runs slower than the other, and with fixed shares
@@ -360,9 +361,8 @@ static void SFX(forward_thread)(const SFX(fwd_job) *J, int tid, int nt)
             io.ldy = J->ldy;
             io.m = J->mask ? J->mask + (size_t)t * B : NULL;
             if (dyn) {
-                /* step s - 1, the last user of next[(s + 1) & 1], is done */
-                if (tid == 0) __atomic_store_n(&J->next[(s + 1) & 1], 0, __ATOMIC_RELAXED);
-                for (int u; (u = __atomic_fetch_add(&J->next[s & 1], 1, __ATOMIC_RELAXED)) < nb;)
+                if (tid == 0) clstm_counter_reset(J->next, s + 1);   /* step s - 1 used it */
+                for (int u; (u = clstm_counter_take(J->next, s)) < nb;)
                     K->step(b0, b1, &io, J->phh, u, u + 1);
             } else {
                 K->step(b0, b1, &io, J->phh, u0, u1);
@@ -440,6 +440,16 @@ typedef struct {
     int *next;                      /* dynamic product: the next group of step s, next[s & 1] */
 } SFX(bwd_job);
 
+/* C (M, 4H) = A^T (M, K) dG (K, 4H), or += with acc; A (K, M) row stride
+ * lda: by the core's grad_w (own) or by BLAS. */
+static void SFX(grad_t)(const SFX(bwd_job) *J, int own, int M, int K, const REAL *A, int lda,
+                        const REAL *dG, int acc, REAL *C)
+{
+    const int G4 = 4 * J->H;
+    if (own) J->k->grad_w(M, G4, K, A, lda, dG, G4, acc, C, G4);
+    else SFX(gemm_rm)(J->blas, 'T', 'N', M, G4, K, 1, A, lda, dG, G4, acc, C, G4);
+}
+
 /* The weight gradients over all steps, this thread's share of each (dG
  * complete).  Shares are rows of dW (features) and of dX, so every GEMM has
  * the full 4H columns: per-gate column slices made 8 skinny calls, at ~50
@@ -463,23 +473,11 @@ static void SFX(weight_grads)(const SFX(bwd_job) *J, int tid, int nt)
     /* small results by the tile kernel, others by BLAS (grad_w's comment) */
     const int own = (double)(I > H ? I : H) * G4 * sizeof(REAL) <= CLSTM_OWN_GRAD_BYTES &&
                     G4 % J->k->vl == 0;
-    if (own) {
-        J->k->grad_w(i1 - i0, G4, T * B, J->x + i0, I, J->gates, G4, 0,
-                     J->dw_ih_t + (size_t)i0 * G4, G4);
-        J->k->grad_w(m1 - m0, G4, (T - 1) * B, hp + m0, J->ldh, dg, G4, 0,
-                     J->dw_hh_t + (size_t)m0 * G4, G4);
-        if (J->h0)
-            J->k->grad_w(m1 - m0, G4, B, J->h0 + m0, H, dg0, G4, 1,
-                         J->dw_hh_t + (size_t)m0 * G4, G4);
-    } else {
-        SFX(gemm_rm)(blas, 'T', 'N', i1 - i0, G4, T * B, 1, J->x + i0, I, J->gates, G4, 0,
-                     J->dw_ih_t + (size_t)i0 * G4, G4);
-        SFX(gemm_rm)(blas, 'T', 'N', m1 - m0, G4, (T - 1) * B, 1, hp + m0, J->ldh, dg, G4, 0,
-                     J->dw_hh_t + (size_t)m0 * G4, G4);
-        if (J->h0)
-            SFX(gemm_rm)(blas, 'T', 'N', m1 - m0, G4, B, 1, J->h0 + m0, H, dg0, G4, 1,
-                         J->dw_hh_t + (size_t)m0 * G4, G4);
-    }
+    SFX(grad_t)(J, own, i1 - i0, T * B, J->x + i0, I, J->gates, 0, J->dw_ih_t + (size_t)i0 * G4);
+    SFX(grad_t)(J, own, m1 - m0, (T - 1) * B, hp + m0, J->ldh, dg, 0,
+                J->dw_hh_t + (size_t)m0 * G4);
+    if (J->h0)
+        SFX(grad_t)(J, own, m1 - m0, B, J->h0 + m0, H, dg0, 1, J->dw_hh_t + (size_t)m0 * G4);
     if (J->db && c1 > c0) {
         REAL *d = J->db + c0;
         const int n = c1 - c0;
@@ -499,14 +497,15 @@ static void SFX(backward_thread)(const SFX(bwd_job) *J, int tid, int nt)
     const SFX(kernels) *K = J->k;
     const int T = J->T, B = J->B, H = J->H;
     const size_t BH = (size_t)B * H, BG = 4 * BH;
-    const SFX(work) w = SFX(work_of)(K->unit_blocks(H), B, J->by_batch, tid, nt);
+    const int nb = K->unit_blocks(H);
+    const SFX(work) w = SFX(work_of)(nb, B, J->by_batch, tid, nt);
     const int b0 = w.b0, b1 = w.b1, u0 = w.u0, u1 = w.u1, p0 = w.p0, p1 = w.p1;
     const int j0 = u0 * K->vl, j1 = u1 * K->vl < H ? u1 * K->vl : H, n = j1 - j0;
     const int dot = B <= CLSTM_BACK_DOT_ROWS;   /* dh by dot products, W_hh unpacked */
     /* Big products take their groups of 4 unit blocks from a shared counter,
      * as the forward's steps do (why there); a second barrier per step then
      * keeps the next cell pass from reading dh before it is complete. */
-    const int nb = K->unit_blocks(H), ng = (nb + 3) / 4;
+    const int ng = (nb + 3) / 4;
     const int dyn = !J->by_batch && nt > 1 && !dot &&
                     2.0 * B * 4 * H * H >= CLSTM_DYNAMIC_MIN_FLOPS;
     if (!dot) K->pack_units(H, J->w_hh_t, p0, p1, J->pw);
@@ -536,9 +535,8 @@ static void SFX(backward_thread)(const SFX(bwd_job) *J, int tid, int nt)
         if (dot) {
             K->back_dot(b0, b1, H, Gt, J->w_hh_t, m, J->dhr, j0, j1);
         } else if (dyn) {
-            /* step s + 1, the last user of next[(s + 1) & 1], is done */
-            if (tid == 0) __atomic_store_n(&J->next[(s + 1) & 1], 0, __ATOMIC_RELAXED);
-            for (int g; (g = __atomic_fetch_add(&J->next[s & 1], 1, __ATOMIC_RELAXED)) < ng;)
+            if (tid == 0) clstm_counter_reset(J->next, s + 1);   /* step s + 1 used it */
+            for (int g; (g = clstm_counter_take(J->next, s)) < ng;)
                 K->back_step(b0, b1, H, Gt, J->pw, m, J->dhr, 4 * g, 4 * g + 4 < nb ? 4 * g + 4 : nb);
             SFX(barrier)(J->bar, &sense);   /* the next cell pass reads all of dh */
         } else {
