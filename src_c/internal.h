@@ -82,14 +82,14 @@
 #define CLSTM_BACK_DOT_ROWS 1
 #endif
 
-/* The backward's weight gradients dW_ih^T, dW_hh^T (M, 4H) go through the
- * core's tile kernel (grad_w) where M 4H elements take at most this many
- * bytes, else through BLAS.  Measured on Zen 3 (fwd+bwd, same-process A/B):
- * M 4H = 50 x 200 (40 KB) 1.19-1.27x faster, 64 x 256 (64 KB) 1.04x,
- * 128 x 512 (256 KB) 0.82-0.91x: dG's rows 2 KB apart fall in few L1 sets,
- * where BLAS packs them. */
+/* The backward's weight gradients go through the core's tile kernel where
+ * a chunk of CLSTM_GRAD_CHUNK rows of X and h_{t-1}, (I + H) of them, takes
+ * at most CLSTM_OWN_GRAD_BYTES (it is read once per panel of dG and must
+ * stay in L2), else through BLAS (lstm_template.h's weight_grads says why).
+ * CLSTM_GRAD_CHUNK is the tile kernels' KSFX_KC. */
+#define CLSTM_GRAD_CHUNK 256
 #ifndef CLSTM_OWN_GRAD_BYTES
-#define CLSTM_OWN_GRAD_BYTES (64.0 * 1024)
+#define CLSTM_OWN_GRAD_BYTES (1024.0 * 1024)
 #endif
 
 /* The threads of one call meet here once per step.  Not OpenMP's barrier:

@@ -11,8 +11,9 @@
  *            after an input projection of many steps) with the cell update
  *            on the tile; no BLAS call.
  *  backward: per step the gate-gradient pass and dh = dG_t W_hh on the same
- *            tiles; after the loop dW_ih = dG^T X, dW_hh = dG^T H_prev,
- *            dX = dG W_ih as BLAS GEMMs, each thread a slice.
+ *            tiles; after the loop dW_ih = dG^T X, dW_hh = dG^T H_prev, db
+ *            and dX = dG W_ih, each thread a slice, on the tile kernel or
+ *            through BLAS by shape (weight_grads).
  * step(): one call's products without packing (step_gemm_template.h).
  */
 
@@ -63,12 +64,15 @@ typedef struct {
                       const unsigned char *m, REAL *dh, int u0, int u1);
     void (*back_dot)(int b0, int b1, int H, const REAL *dG, const REAL *w_hh_t,
                      const unsigned char *m, REAL *dh, int j0, int j1);
-    void (*grad_w)(int M, int N, int K, const REAL *A, size_t lda, const REAL *B, size_t ldb,
-                   int acc_c, REAL *C, size_t ldc);
+    void (*gemm)(int M, int N, int K, const REAL *A, size_t am, size_t ak, const REAL *B,
+                 size_t bk, size_t bn, int acc_c, REAL *C, size_t ldc);
+    void (*weight_grads)(int TB, int I, int H, const REAL *dG, const REAL *x, const REAL *hp,
+                         size_t ldh, int k_lo, int k_hi, int c0, int c1, REAL *dw_ih_t,
+                         REAL *dw_hh_t, REAL *db);
 } SFX(kernels);
 
 #define KERNEL_TABLE(KS) \
-    { (int)(KVB / sizeof(REAL)), KS(unit_blocks), KS(pack_gates), KS(project), KS(step), KS(pack_units), KS(back_step), KS(back_dot), KS(grad_w) }
+    { (int)(KVB / sizeof(REAL)), KS(unit_blocks), KS(pack_gates), KS(project), KS(step), KS(pack_units), KS(back_step), KS(back_dot), KS(gemm), KS(weight_grads) }
 
 #if CLSTM_HAVE_CLONES
 #define KVB 64
@@ -440,56 +444,79 @@ typedef struct {
     int *next;                      /* dynamic product: the next group of step s, next[s & 1] */
 } SFX(bwd_job);
 
-/* C (M, 4H) = A^T (M, K) dG (K, 4H), or += with acc; A (K, M) row stride
- * lda: by the core's grad_w (own) or by BLAS. */
-static void SFX(grad_t)(const SFX(bwd_job) *J, int own, int M, int K, const REAL *A, int lda,
-                        const REAL *dG, int acc, REAL *C)
-{
-    const int G4 = 4 * J->H;
-    if (own) J->k->grad_w(M, G4, K, A, lda, dG, G4, acc, C, G4);
-    else SFX(gemm_rm)(J->blas, 'T', 'N', M, G4, K, 1, A, lda, dG, G4, acc, C, G4);
-}
-
-/* The weight gradients over all steps, this thread's share of each (dG
- * complete).  Shares are rows of dW (features) and of dX, so every GEMM has
- * the full 4H columns: per-gate column slices made 8 skinny calls, at ~50
- * GFLOP/s on (60, 32, 1, 50).
+/* The weight gradients over all steps and dX, this thread's share (dG
+ * complete):
  *   dW_ih^T (I, 4H) = X^T (I, TB) dG (TB, 4H)
  *   dW_hh^T (H, 4H) = sum_t h_{t-1}^T dG_t  (h0 pairs with the first step)
- *   db (4H) = column sums of dG;  dX (TB, I) = dG (TB, 4H) W_ih (4H, I) */
+ *   db (4H) = column sums of dG;  dX (TB, I) = dG (TB, 4H) W_ih (4H, I).
+ * On the core's tile kernel (tile_template.h) the weight gradients' shares
+ * are columns of dG (whole vectors), so each thread reads only its part of
+ * dG, once, for both products and db.  Split by rows of dW, as BLAS calls
+ * must be, every thread read all of dG twice, and these skinny products ran
+ * at ~60 GFLOP/s on Zen 4.  Where a chunk of X and h_{t-1} (I + H rows)
+ * no longer fits in L2 with the panel, BLAS's blocking wins: the large shape
+ * ran its products at ~96 GFLOP/s per core through BLAS, ~85 here.
+ * dX: on the tile kernel where its rows are few (shares are panels of
+ * columns and each thread packs only its part of W_ih), else BLAS. */
 static void SFX(weight_grads)(const SFX(bwd_job) *J, int tid, int nt)
 {
-    const clstm_blas *blas = J->blas;
-    const int T = J->T, B = J->B, I = J->I, H = J->H, G4 = 4 * H;
-    const size_t BG = (size_t)B * G4;
-    const REAL *dg = J->reverse ? J->gates : J->gates + BG;          /* steps with a predecessor */
-    const REAL *hp = J->reverse ? J->hstates + (size_t)B * J->ldh : J->hstates;  /* their h_{t-1} */
-    const REAL *dg0 = J->gates + (size_t)(J->reverse ? T - 1 : 0) * BG;
-    int i0, i1, m0, m1, c0, c1, r0, r1;
-    SFX(share)(I, tid, nt, &i0, &i1);
-    SFX(share)(H, tid, nt, &m0, &m1);
-    SFX(share)(G4, tid, nt, &c0, &c1);
-    SFX(share)(T * B, tid, nt, &r0, &r1);
-    /* small results by the tile kernel, others by BLAS (grad_w's comment) */
-    const int own = (double)(I > H ? I : H) * G4 * sizeof(REAL) <= CLSTM_OWN_GRAD_BYTES &&
-                    G4 % J->k->vl == 0;
-    SFX(grad_t)(J, own, i1 - i0, T * B, J->x + i0, I, J->gates, 0, J->dw_ih_t + (size_t)i0 * G4);
-    SFX(grad_t)(J, own, m1 - m0, (T - 1) * B, hp + m0, J->ldh, dg, 0,
-                J->dw_hh_t + (size_t)m0 * G4);
-    if (J->h0)
-        SFX(grad_t)(J, own, m1 - m0, B, J->h0 + m0, H, dg0, 1, J->dw_hh_t + (size_t)m0 * G4);
-    if (J->db && c1 > c0) {
-        REAL *d = J->db + c0;
-        const int n = c1 - c0;
-        memset(d, 0, n * sizeof(REAL));
-        const size_t rows = (size_t)T * B;
-        for (size_t r = 0; r < rows; r++) {
-            const REAL *row = J->gates + r * G4 + c0;
-            for (int q = 0; q < n; q++) d[q] += row[q];
+    const SFX(kernels) *K = J->k;
+    const int T = J->T, B = J->B, I = J->I, H = J->H, G4 = 4 * H, TB = T * B, vl = K->vl;
+    const REAL *dg0 = J->gates + (size_t)(J->reverse ? T - 1 : 0) * B * G4;  /* h0's step */
+    /* dG's rows with a predecessor step [k_lo, k_hi), and their h_{t-1} */
+    const int k_lo = J->reverse ? 0 : B, k_hi = J->reverse ? TB - B : TB;
+    const REAL *hp = J->reverse ? J->hstates + (size_t)B * J->ldh : J->hstates;
+    if ((double)(I + H) * CLSTM_GRAD_CHUNK * sizeof(REAL) <= CLSTM_OWN_GRAD_BYTES) {
+        int c0, c1;
+        SFX(share)((G4 + vl - 1) / vl, tid, nt, &c0, &c1);
+        c0 *= vl;
+        c1 = c1 * vl < G4 ? c1 * vl : G4;
+        if (c1 > c0) {
+            K->weight_grads(TB, I, H, J->gates, J->x, hp, J->ldh, k_lo, k_hi, c0, c1,
+                            J->dw_ih_t, J->dw_hh_t, J->db);
+            if (J->h0)
+                K->gemm(H, c1 - c0, B, J->h0, 1, H, dg0 + c0, G4, 1, 1, J->dw_hh_t + c0, G4);
+        }
+    } else {
+        int i0, i1, m0, m1, c0, c1;
+        SFX(share)(I, tid, nt, &i0, &i1);
+        SFX(share)(H, tid, nt, &m0, &m1);
+        SFX(share)(G4, tid, nt, &c0, &c1);
+        SFX(gemm_rm)(J->blas, 'T', 'N', i1 - i0, G4, TB, 1, J->x + i0, I, J->gates, G4, 0,
+                     J->dw_ih_t + (size_t)i0 * G4, G4);
+        SFX(gemm_rm)(J->blas, 'T', 'N', m1 - m0, G4, k_hi - k_lo, 1, hp + m0, J->ldh,
+                     J->gates + (size_t)k_lo * G4, G4, 0, J->dw_hh_t + (size_t)m0 * G4, G4);
+        if (J->h0)
+            SFX(gemm_rm)(J->blas, 'T', 'N', m1 - m0, G4, B, 1, J->h0 + m0, H, dg0, G4, 1,
+                         J->dw_hh_t + (size_t)m0 * G4, G4);
+        if (J->db && c1 > c0) {
+            REAL *d = J->db + c0;
+            memset(d, 0, (size_t)(c1 - c0) * sizeof(REAL));
+            for (size_t r = 0; r < (size_t)TB; r++) {
+                const REAL *row = J->gates + r * G4 + c0;
+                for (int q = 0; q < c1 - c0; q++) d[q] += row[q];
+            }
         }
     }
-    SFX(gemm_rm)(blas, 'N', 'T', r1 - r0, I, G4, 1, J->gates + (size_t)r0 * G4, G4, J->w_ih_t, G4,
-                 J->dx_beta, J->dx + (size_t)r0 * I, I);
+    const int pw = 4 * vl, panels = (I + pw - 1) / pw;
+    if (panels >= nt && TB < 4 * I) {
+        int x0, x1;
+        SFX(share)(panels, tid, nt, &x0, &x1);
+        x0 *= pw;
+        x1 = x1 * pw < I ? x1 * pw : I;
+        if (x1 <= x0) return;
+        REAL *dx = J->dx + x0;
+        if (J->dx_beta != 0 && J->dx_beta != 1)
+            for (int r = 0; r < TB; r++)
+                for (int q = 0; q < x1 - x0; q++) dx[(size_t)r * I + q] *= J->dx_beta;
+        K->gemm(TB, x1 - x0, G4, J->gates, G4, 1, J->w_ih_t + (size_t)x0 * G4, 1, G4,
+                J->dx_beta != 0, dx, I);
+    } else {
+        int r0, r1;
+        SFX(share)(TB, tid, nt, &r0, &r1);
+        SFX(gemm_rm)(J->blas, 'N', 'T', r1 - r0, I, G4, 1, J->gates + (size_t)r0 * G4, G4,
+                     J->w_ih_t, G4, J->dx_beta, J->dx + (size_t)r0 * I, I);
+    }
 }
 
 static void SFX(backward_thread)(const SFX(bwd_job) *J, int tid, int nt)

@@ -189,15 +189,15 @@ static void KSFX(pack_gates)(int K1, const REAL *src1, int K2, const REAL *src2,
     }
 }
 
-/* acc[r][v] (mr rows, nv vectors) = A (mr, K; row stride lda) x P (+= unless
- * zero), where
- * vector v of row k of P is at P + v bs + k ps.  mr and nv are constants at
- * every call site, so acc lives in registers.  Forward: P a gate panel
+/* acc[r][v] (mr rows, nv vectors) = A (mr, K) x P (+= unless zero), where
+ * A's element (r, k) is at A + r lda + k ka and vector v of row k of P is at
+ * P + v bs + k ps.  mr and nv are constants at every call site, so acc
+ * lives in registers.  Forward: A rows of x or h (ka = 1), P a gate panel
  * (ps = PW, bs = VL); backward: nv unit blocks of W_hh (ps = VL, bs = K VL);
- * weight gradients: rows of dG (ps = 4H, bs = VL), not always aligned to a
- * whole vector (VEX loads do not care). */
+ * the backward's other products (KSFX(gemm)): A read in place either way,
+ * P a packed panel of B. */
 static inline __attribute__((always_inline)) KATTR void KSFX(tile)(
-    int mr, int nv, int zero, int K, const REAL *restrict A, size_t lda,
+    int mr, int nv, int zero, int K, const REAL *restrict A, size_t lda, size_t ka,
     const REAL *restrict P, size_t ps, size_t bs, KSFX(vec) acc[KMR][4])
 {
     if (zero)
@@ -211,8 +211,9 @@ static inline __attribute__((always_inline)) KATTR void KSFX(tile)(
         if (nv > 1) w1 = *(const KSFX(vu) *)(p1 + o);
         if (nv > 2) w2 = *(const KSFX(vu) *)(p2 + o);
         if (nv > 3) w3 = *(const KSFX(vu) *)(p3 + o);
+        const REAL *a_k = A + (size_t)k * ka;
         for (int r = 0; r < mr; r++) {
-            const REAL a = A[r * lda + k];
+            const REAL a = a_k[r * lda];
             acc[r][0] += a * w0;
             if (nv > 1) acc[r][1] += a * w1;
             if (nv > 2) acc[r][2] += a * w2;
@@ -228,7 +229,7 @@ static inline __attribute__((always_inline)) KATTR void KSFX(proj_rows)(
     REAL *G, int j, int w)
 {
     KSFX(vec) acc[KMR][4];
-    KSFX(tile)(mr, 4, 1, K, X, K, P, PW, VL, acc);
+    KSFX(tile)(mr, 4, 1, K, X, K, 1, P, PW, VL, acc);
     for (int r = 0; r < mr; r++)
         for (int g = 0; g < 4; g++) {
             REAL t[VL] __attribute__((aligned(KVB)));
@@ -255,9 +256,9 @@ static inline __attribute__((always_inline)) KATTR void KSFX(step_rows)(
     const int nv = compact ? 1 : 4, ps = compact ? VL : PW;   /* panel row: vectors, stride */
     KSFX(vec) acc[KMR][4];
     if (s->x)
-        KSFX(tile)(mr, nv, 1, I, s->x + (size_t)b * I, I, P, ps, VL, acc);
+        KSFX(tile)(mr, nv, 1, I, s->x + (size_t)b * I, I, 1, P, ps, VL, acc);
     if (s->hp)
-        KSFX(tile)(mr, nv, !s->x, H, s->hp + (size_t)b * s->ldhp, s->ldhp,
+        KSFX(tile)(mr, nv, !s->x, H, s->hp + (size_t)b * s->ldhp, s->ldhp, 1,
                    s->x ? P + (size_t)I * ps : P, ps, VL, acc);
     else if (!s->x)
         for (int r = 0; r < mr; r++)
@@ -416,46 +417,149 @@ KATTR static void KSFX(step)(int b0, int b1, const SFX(step_io) *s, const REAL *
     }
 }
 
-/* Weight gradients where the result is small (it stays in L2 while the
- * k-chunks pass; lstm_template.h decides):
- *   C (M, N) (row stride ldc) = A^T B, or += with acc
- *   A (K, M) row stride lda (x or h_{t-1}: one row per step and batch row),
- *   B (K, N) row stride ldb (dG), N a multiple of VL.
- * BLAS's skinny GEMMs did these at 26-47 GFLOP/s on Zen 3 (M = 50, N = 200,
- * K = 1920: packing the transposed A and C round trips per 256 rows of K);
- * here each k-chunk of B (KC rows) stays in L2 while every row tile of C
- * passes over it, and A's columns are transposed a tile at a time. */
-#define KC 256
-KATTR static void KSFX(grad_w)(int M, int N, int K, const REAL *A, size_t lda, const REAL *B,
-                               size_t ldb, int acc_c, REAL *C, size_t ldc)
+/* The backward's products after the recurrence (lstm_template.h), on the
+ * tile kernel with B's columns packed a panel (4 vectors) at a time:
+ *   C (M, N) (row stride ldc) = op(A) op(B), or += with acc_c
+ *   op(A) (M, K): element (m, k) at A + m am + k ak, read in place (the rows
+ *      of dG: am = 4H, ak = 1; the transposed x or h_{t-1}: am = 1, ak =
+ *      their row stride, one k's mr values in one cache line)
+ *   op(B) (K, N): element (k, n) at B + k bk + n bn (dG: bn = 1; W_ih from
+ *      w_ih_t: bk = 1).
+ * A panel of B (kc <= KSFX_KC rows) is copied to a contiguous, zero-padded
+ * buffer once and every row tile of C runs over it from L2: read in place,
+ * dG's rows 2 KB or more apart fall in few cache sets (the earlier version
+ * of this kernel lost to BLAS there), and W_ih must be transposed anyway. */
+#define KSFX_KC CLSTM_GRAD_CHUNK
+
+/* bp (kc, PW) = B's rows [0, kc), columns [0, nw), zero past nw; colsum
+ * (nw), if not NULL, += the column sums (db comes free with dG's panels). */
+static inline __attribute__((always_inline)) KATTR void KSFX(pack_panel)(
+    int kc, int nw, const REAL *B, size_t bk, size_t bn, REAL *bp, REAL *colsum)
 {
-    REAL at[KMR * KC] __attribute__((aligned(KVB)));
-    if (K <= 0 && !acc_c)   /* an empty sum (one step: no h_{t-1} but h0) */
-        for (int m = 0; m < M; m++) memset(C + (size_t)m * ldc, 0, (size_t)N * sizeof(REAL));
-    for (int k0 = 0; k0 < K; k0 += KC) {
-        const int kc = K - k0 < KC ? K - k0 : KC, zero = k0 == 0 && !acc_c;
-        for (int m = 0, mr; m < M; m += mr) {
-            mr = KSFX(tile_rows)(M - m);
-            for (int kk = 0; kk < kc; kk++)          /* A^T's rows m .. m + mr, this chunk */
-                for (int r = 0; r < mr; r++) at[r * KC + kk] = A[(size_t)(k0 + kk) * lda + m + r];
-            for (int n = 0; n < N; n += 4 * VL) {
-                const int nv = (N - n) / VL < 4 ? (N - n) / VL : 4;
-                const REAL *P = B + (size_t)k0 * ldb + n;
-                REAL *c = C + (size_t)m * ldc + n;
-                KSFX(vec) t[KMR][4];
-                if (!zero)
-                    for (int r = 0; r < mr; r++)
-                        for (int v = 0; v < nv; v++) t[r][v] = *(KSFX(vu) *)(c + r * ldc + v * VL);
-#define GW(MR, NV) KSFX(tile)(MR, NV, zero, kc, at, KC, P, ldb, VL, t)
-                KSFX_ROWS_NV(mr, nv, GW)
-#undef GW
-                for (int r = 0; r < mr; r++)
-                    for (int v = 0; v < nv; v++) *(KSFX(vu) *)(c + r * ldc + v * VL) = t[r][v];
+    const int nv = (nw + VL - 1) / VL;
+    if (bn == 1) {   /* rows of B: copy whole vectors (the last through a zeroed copy) */
+        KSFX(vec) sum[4] = {{0}};
+        const int nfull = nw / VL, tail = nw - nfull * VL;
+        for (int k = 0; k < kc; k++) {
+            KSFX(vec) *d = (KSFX(vec) *)(bp + (size_t)k * PW);
+            const REAL *src = B + (size_t)k * bk;
+            for (int v = 0; v < nfull; v++) {
+                d[v] = *(const KSFX(vu) *)(src + v * VL);
+                sum[v] += d[v];
             }
+            if (tail) {
+                REAL e[VL] __attribute__((aligned(KVB))) = {0};
+                memcpy(e, src + nfull * VL, (size_t)tail * sizeof(REAL));
+                d[nfull] = *(KSFX(vec) *)e;
+                sum[nfull] += d[nfull];
+            }
+        }
+        if (colsum)
+            for (int v = 0; v < nv; v++) {
+                REAL e[VL] __attribute__((aligned(KVB)));
+                *(KSFX(vec) *)e = sum[v];
+                for (int q = 0; q < VL && v * VL + q < nw; q++) colsum[v * VL + q] += e[q];
+            }
+    } else {         /* columns of B (bk == 1): 8 at a time, few enough to stay in
+                    * L1 when they are 4 KB apart (w_ih_t's rows at H = 256) */
+        for (int q0 = 0; q0 < nw; q0 += 8) {
+            const int qn = nw - q0 < 8 ? nw - q0 : 8;
+            for (int k = 0; k < kc; k++)
+                for (int q = 0; q < qn; q++) bp[(size_t)k * PW + q0 + q] = B[(size_t)(q0 + q) * bn + k];
+        }
+        for (int k = 0; k < kc; k++)
+            for (int q = nw; q < nv * VL; q++) bp[(size_t)k * PW + q] = 0;
+    }
+}
+
+/* C (M, nw) = op(A) (M, kc) bp (kc, nw), or += unless zero: every row tile
+ * over one packed panel (nw <= PW; a partial last vector of C's row is
+ * loaded and stored through a copy). */
+static inline __attribute__((always_inline)) KATTR void KSFX(panel_rows)(
+    int M, int kc, int nw, const REAL *A, size_t am, size_t ak, const REAL *bp, int zero,
+    REAL *C, size_t ldc)
+{
+    const int nv = (nw + VL - 1) / VL, full = nw == nv * VL;
+    for (int m = 0, mr; m < M; m += mr) {
+        mr = KSFX(tile_rows)(M - m);
+        const REAL *Am = A + (size_t)m * am;
+        REAL *c = C + (size_t)m * ldc;
+        KSFX(vec) t[KMR][4];
+        if (!zero)
+            for (int r = 0; r < mr; r++) {
+                const REAL *cr = c + r * ldc;
+                for (int v = 0; v < nv; v++)
+                    if (full || v < nv - 1) t[r][v] = *(const KSFX(vu) *)(cr + v * VL);
+                    else {
+                        REAL e[VL] __attribute__((aligned(KVB))) = {0};
+                        memcpy(e, cr + v * VL, (size_t)(nw - v * VL) * sizeof(REAL));
+                        t[r][v] = *(KSFX(vec) *)e;
+                    }
+            }
+#define PANEL_TILE(MR, NV) KSFX(tile)(MR, NV, zero, kc, Am, am, ak, bp, PW, VL, t)
+        KSFX_ROWS_NV(mr, nv, PANEL_TILE)
+#undef PANEL_TILE
+        for (int r = 0; r < mr; r++) {
+            REAL *cr = c + r * ldc;
+            for (int v = 0; v < nv; v++)
+                if (full || v < nv - 1) *(KSFX(vu) *)(cr + v * VL) = t[r][v];
+                else {
+                    REAL e[VL] __attribute__((aligned(KVB)));
+                    *(KSFX(vec) *)e = t[r][v];
+                    memcpy(cr + v * VL, e, (size_t)(nw - v * VL) * sizeof(REAL));
+                }
         }
     }
 }
-#undef KC
+
+/* C = op(A) op(B) (+= with acc_c), as above.  The panel buffer lives on
+ * the thread's stack: KSFX_KC x PW elements, 64 KB at most. */
+KATTR static void KSFX(gemm)(int M, int N, int K, const REAL *A, size_t am, size_t ak,
+                             const REAL *B, size_t bk, size_t bn, int acc_c, REAL *C, size_t ldc)
+{
+    REAL bp[KSFX_KC * PW] __attribute__((aligned(64)));
+    if (K <= 0 && !acc_c)   /* an empty sum */
+        for (int m = 0; m < M; m++) memset(C + (size_t)m * ldc, 0, (size_t)N * sizeof(REAL));
+    for (int k0 = 0; k0 < K; k0 += KSFX_KC) {
+        const int kc = K - k0 < KSFX_KC ? K - k0 : KSFX_KC;
+        for (int n0 = 0; n0 < N; n0 += PW) {
+            const int nw = N - n0 < PW ? N - n0 : PW;
+            KSFX(pack_panel)(kc, nw, B + (size_t)k0 * bk + (size_t)n0 * bn, bk, bn, bp, NULL);
+            KSFX(panel_rows)(M, kc, nw, A + (size_t)k0 * ak, am, ak, bp, k0 == 0 && !acc_c,
+                             C + n0, ldc);
+        }
+    }
+}
+
+/* The weight gradients of columns [c0, c1) of 4H (c0 a multiple of VL),
+ * one pass over dG's rows: each panel of dG packed once serves both
+ *   dW_ih^T (I, 4H) = X^T (I, TB) dG (TB, 4H)   and
+ *   dW_hh^T (H, 4H) = Hp^T dG over the rows [k_lo, k_hi) of dG that have a
+ *       h_{t-1} in hp (row k's at hp + (k - k_lo) ldh);
+ * db (4H) = dG's column sums.  The caller adds h0's term. */
+KATTR static void KSFX(weight_grads)(int TB, int I, int H, const REAL *dG, const REAL *x,
+                                     const REAL *hp, size_t ldh, int k_lo, int k_hi, int c0,
+                                     int c1, REAL *dw_ih_t, REAL *dw_hh_t, REAL *db)
+{
+    REAL bp[KSFX_KC * PW] __attribute__((aligned(64)));
+    const size_t G4 = 4 * (size_t)H;
+    for (int m = 0; m < H; m++) memset(dw_hh_t + m * G4 + c0, 0, (size_t)(c1 - c0) * sizeof(REAL));
+    if (TB <= 0)
+        for (int m = 0; m < I; m++) memset(dw_ih_t + m * G4 + c0, 0, (size_t)(c1 - c0) * sizeof(REAL));
+    if (db) memset(db + c0, 0, (size_t)(c1 - c0) * sizeof(REAL));
+    for (int k0 = 0; k0 < TB; k0 += KSFX_KC) {
+        const int kc = TB - k0 < KSFX_KC ? TB - k0 : KSFX_KC;
+        const int h0k = k0 > k_lo ? k0 : k_lo, h1k = k0 + kc < k_hi ? k0 + kc : k_hi;
+        for (int n0 = c0; n0 < c1; n0 += PW) {
+            const int nw = c1 - n0 < PW ? c1 - n0 : PW;
+            KSFX(pack_panel)(kc, nw, dG + (size_t)k0 * G4 + n0, G4, 1, bp, db ? db + n0 : NULL);
+            KSFX(panel_rows)(I, kc, nw, x + (size_t)k0 * I, 1, I, bp, k0 == 0, dw_ih_t + n0, G4);
+            if (h1k > h0k)
+                KSFX(panel_rows)(H, h1k - h0k, nw, hp + (size_t)(h0k - k_lo) * ldh, 1, ldh,
+                                 bp + (size_t)(h0k - k0) * PW, 0, dw_hh_t + n0, G4);
+        }
+    }
+}
 
 /* Backward: packs the unit blocks [u0, u1) of W_hh (4H, H), the transpose
  * of w_hh_t (H, 4H), one block after another: block u at dst + u 4H VL,
@@ -482,7 +586,7 @@ static inline __attribute__((always_inline)) KATTR void KSFX(back_rows)(
 {
     const int K = 4 * H;
     KSFX(vec) acc[KMR][4];
-    KSFX(tile)(mr, nv, 1, K, dG + (size_t)b * K, K, P, VL, (size_t)K * VL, acc);
+    KSFX(tile)(mr, nv, 1, K, dG + (size_t)b * K, K, 1, P, VL, (size_t)K * VL, acc);
     for (int r = 0; r < mr; r++) {
         if (m && !m[b + r]) continue;
         REAL t[4 * VL] __attribute__((aligned(KVB)));
@@ -560,5 +664,6 @@ KATTR static void KSFX(back_dot)(int b0, int b1, int H, const REAL *dG, const RE
 #undef KSFX_ROWS_ARG
 #undef KSFX_ROWS_NV
 #undef KSFX_MM
+#undef KSFX_KC
 #undef VL
 #undef PW
