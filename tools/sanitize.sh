@@ -15,20 +15,11 @@
 # Needs gcc (libasan, libubsan), make, and the test dependencies installed.
 set -uo pipefail
 
-REPO=$(cd "$(dirname "$0")/.." && pwd)
 CC=${CC:-gcc}
-WORK=$(mktemp -d /tmp/clstm-sanitize.XXXXXX)
-SRC="$WORK/clstm-src"
+. "$(dirname "$0")/copy_tree.sh" sanitize
 LOGS="$WORK/logs"
-mkdir -p "$SRC" "$LOGS"
-cleanup() { if [ "${KEEP:-0}" != 1 ]; then rm -rf "$WORK"; else echo "kept $WORK"; fi; }
-trap cleanup EXIT
-
-echo "== copying $REPO -> $SRC (no build products)"
-tar -C "$REPO" --exclude=./.git --exclude=./build --exclude='*.so' --exclude='*.o' \
-    --exclude='*.a' --exclude=./clstm/_core.c --exclude=__pycache__ --exclude=.pytest_cache \
-    --exclude=.hypothesis --exclude=.benchmarks --exclude=./src_c/example -cf - . \
-    | tar -C "$SRC" -xf -
+mkdir -p "$LOGS"
+echo "== copied $REPO -> $SRC (no build products)"
 
 SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -g -O1"
 echo "== building the extension with: $SAN"

@@ -16,17 +16,8 @@
 # on a build or test failure.
 set -uo pipefail
 
-REPO=$(cd "$(dirname "$0")/.." && pwd)
 KVB=${KVB:-64}
-WORK=$(mktemp -d /tmp/clstm-wide.XXXXXX)
-SRC="$WORK/clstm-src"
-mkdir -p "$SRC"
-trap 'rm -rf "$WORK"' EXIT
-
-tar -C "$REPO" --exclude=./.git --exclude=./build --exclude='*.so' --exclude='*.o' \
-    --exclude='*.a' --exclude=./clstm/_core.c --exclude=__pycache__ --exclude=.pytest_cache \
-    --exclude=.hypothesis --exclude=.benchmarks --exclude=./src_c/example -cf - . \
-    | tar -C "$SRC" -xf -
+. "$(dirname "$0")/copy_tree.sh" wide
 
 FLAGS="-DCLSTM_NO_CLONES -DCLSTM_BASE_KVB=$KVB"
 echo "== building with $FLAGS"
