@@ -429,15 +429,19 @@ class LSTM:
         for layer in reversed(range(L)):
             saved = cache["layers"][layer]
             inp = saved["x"]
-            dx = np.zeros(inp.shape, self.dtype)
+            # the core writes every element of dx (the reverse direction adds
+            # to the forward one's), dW and db; np.zeros cost a pass over them
+            run = T > 0 and B > 0
+            new = np.empty if run else np.zeros
+            dx = new(inp.shape, self.dtype)
             for d in range(D):
                 k = layer * D + d
                 sfx = f"_l{layer}" + ("_reverse" if d else "")
                 w_ih_t, w_hh_t = arrays["weight_ih" + sfx], arrays["weight_hh" + sfx]
-                dw_ih_t = np.zeros(w_ih_t.shape, self.dtype)
-                dw_hh_t = np.zeros(w_hh_t.shape, self.dtype)
-                db = np.zeros(4 * H, self.dtype) if self.bias else None
-                if T > 0 and B > 0:
+                dw_ih_t = new(w_ih_t.shape, self.dtype)
+                dw_hh_t = new(w_hh_t.shape, self.dtype)
+                db = new(4 * H, self.dtype) if self.bias else None
+                if run:
                     _core.backward(inp, w_ih_t, w_hh_t, None if h0 is None else h0[k],
                                    None if c0 is None else c0[k], mask, saved["y"], d * H, d == 1,
                                    saved["gates"][d], saved["cs"][d], saved["hs"][d], g, d * H,

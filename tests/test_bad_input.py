@@ -83,6 +83,7 @@ def test_empty_batch(lstm):
     y, _ = lstm.forward(np.zeros((3, 0, 4)), train=True)
     dx, _ = lstm.backward(y)
     assert dx.shape == (3, 0, 4)
+    assert all(not g.any() for g in lstm.grads.values())
 
 
 def test_nan_propagates_without_crash(lstm):
