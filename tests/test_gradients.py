@@ -156,3 +156,51 @@ def test_gradient_descent_reduces_loss():
         for n, p in lstm.named_parameters():
             p -= 0.5 * lstm.grads[n]
     assert losses[-1] < 0.3 * losses[0]
+
+
+def _two_backwards(keep):
+    """Two backward passes of different data; `keep` picks what of the first
+    pass's gradients the caller holds on to.  Returns the LSTM, the first
+    pass's gradients as held and as copied at once, and the second's."""
+    lstm = clstm.LSTM(6, 5, num_layers=2, bidirectional=True, dtype=np.float64, seed=3)
+    rng = np.random.default_rng(3)
+    x1, x2 = rng.standard_normal((2, 4, 3, 6))
+    y, _ = lstm.forward(x1, train=True)
+    lstm.backward(np.ones_like(y))
+    first_copy = {k: v.copy() for k, v in lstm.grads.items()}
+    held = keep(lstm.grads)
+    y, _ = lstm.forward(x2, train=True)
+    lstm.backward(np.ones_like(y))
+    return lstm, held, first_copy, dict(lstm.grads)
+
+
+@pytest.mark.parametrize("keep", ["nothing", "the dict", "one array", "a view"])
+def test_gradient_arrays_are_reused_only_when_nobody_holds_them(keep):
+    # backward reuses the last call's gradient arrays (new pages fault on
+    # first write) unless the caller still refers to them
+    held_of = {"nothing": lambda g: None, "the dict": lambda g: g,
+               "one array": lambda g: g["weight_hh_l1_reverse"],
+               "a view": lambda g: g["weight_ih_l0"][1:3]}[keep]
+    ids = {}
+    lstm, held, first, second = _two_backwards(
+        lambda g: (ids.update({k: id(v.base if v.base is not None else v) for k, v in g.items()}),
+                   held_of(g))[1])
+    # the second pass's gradients are right whatever was reused
+    fresh = clstm.LSTM(6, 5, num_layers=2, bidirectional=True, dtype=np.float64, seed=3)
+    rng = np.random.default_rng(3)
+    _, x2 = rng.standard_normal((2, 4, 3, 6))
+    y, _ = fresh.forward(x2, train=True)
+    fresh.backward(np.ones_like(y))
+    for k, v in fresh.grads.items():
+        np.testing.assert_array_equal(second[k], v, err_msg=k)
+    if keep == "the dict":
+        for k, v in held.items():
+            np.testing.assert_array_equal(v, first[k], err_msg=k)
+    elif keep == "one array":
+        np.testing.assert_array_equal(held, first["weight_hh_l1_reverse"])
+    elif keep == "a view":
+        np.testing.assert_array_equal(held, first["weight_ih_l0"][1:3])
+    if keep == "nothing":   # every weight gradient's array came back
+        for k in ("weight_ih_l0", "weight_hh_l1_reverse", "bias_ih_l1"):
+            v = second[k]
+            assert id(v.base if v.base is not None else v) == ids[k], k
