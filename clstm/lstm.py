@@ -445,15 +445,14 @@ class LSTM:
         arrays = self._core_arrays
         grads = {}
         self.grads = {}   # our references to the last gradients go (see _grad_array)
+        # the core writes every element of dx (the reverse direction adds to
+        # the forward one's), dW and db; np.zeros cost a pass over them
+        run = T > 0 and B > 0
         g = dy
         for layer in reversed(range(L)):
             saved = cache["layers"][layer]
             inp = saved["x"]
-            # the core writes every element of dx (the reverse direction adds
-            # to the forward one's), dW and db; np.zeros cost a pass over them
-            run = T > 0 and B > 0
-            new = np.empty if run else np.zeros
-            dx = new(inp.shape, self.dtype)
+            dx = (np.empty if run else np.zeros)(inp.shape, self.dtype)
             for d in range(D):
                 k = layer * D + d
                 sfx = f"_l{layer}" + ("_reverse" if d else "")

@@ -187,6 +187,15 @@ static void SFX(share)(int n, int tid, int nt, int *lo, int *hi)
     *hi = (int)((long)n * (tid + 1) / nt);
 }
 
+/* [*lo, *hi): share `tid` of [0, n) among nt threads in whole blocks of
+ * `block` items (the last block may be short). */
+static void SFX(share_blocks)(int n, int block, int tid, int nt, int *lo, int *hi)
+{
+    SFX(share)((n + block - 1) / block, tid, nt, lo, hi);
+    *lo *= block;
+    *hi = *hi * block < n ? *hi * block : n;
+}
+
 /* Where a call's threads meet: clstm_barrier (internal.h, why not OpenMP's). */
 /* One thread's share of a call: rows [b0, b1) and unit blocks [u0, u1) it
  * computes, and the blocks [p0, p1) of W it packs (its own blocks when
@@ -468,9 +477,7 @@ static void SFX(weight_grads)(const SFX(bwd_job) *J, int tid, int nt)
     const REAL *hp = J->reverse ? J->hstates + (size_t)B * J->ldh : J->hstates;
     if ((double)(I + H) * CLSTM_GRAD_CHUNK * sizeof(REAL) <= CLSTM_OWN_GRAD_BYTES) {
         int c0, c1;
-        SFX(share)((G4 + vl - 1) / vl, tid, nt, &c0, &c1);
-        c0 *= vl;
-        c1 = c1 * vl < G4 ? c1 * vl : G4;
+        SFX(share_blocks)(G4, vl, tid, nt, &c0, &c1);
         if (c1 > c0) {
             K->weight_grads(TB, I, H, J->gates, J->x, hp, J->ldh, k_lo, k_hi, c0, c1,
                             J->dw_ih_t, J->dw_hh_t, J->db);
@@ -501,9 +508,7 @@ static void SFX(weight_grads)(const SFX(bwd_job) *J, int tid, int nt)
     const int pw = 4 * vl, panels = (I + pw - 1) / pw;
     if (panels >= nt && TB < 4 * I) {
         int x0, x1;
-        SFX(share)(panels, tid, nt, &x0, &x1);
-        x0 *= pw;
-        x1 = x1 * pw < I ? x1 * pw : I;
+        SFX(share_blocks)(I, pw, tid, nt, &x0, &x1);
         if (x1 <= x0) return;
         REAL *dx = J->dx + x0;
         if (J->dx_beta != 0 && J->dx_beta != 1)

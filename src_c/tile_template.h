@@ -431,6 +431,22 @@ KATTR static void KSFX(step)(int b0, int b1, const SFX(step_io) *s, const REAL *
  * of this kernel lost to BLAS there), and W_ih must be transposed anyway. */
 #define KSFX_KC CLSTM_GRAD_CHUNK
 
+/* The first n <= VL lanes of src (the others 0), and the first n lanes of
+ * v stored to dst: a row's partial last vector, through a copy. */
+static inline __attribute__((always_inline)) KATTR KSFX(vec) KSFX(vload_n)(const REAL *src, int n)
+{
+    REAL e[VL] __attribute__((aligned(KVB))) = {0};
+    memcpy(e, src, (size_t)n * sizeof(REAL));
+    return *(KSFX(vec) *)e;
+}
+
+static inline __attribute__((always_inline)) KATTR void KSFX(vstore_n)(REAL *dst, KSFX(vec) v, int n)
+{
+    REAL e[VL] __attribute__((aligned(KVB)));
+    *(KSFX(vec) *)e = v;
+    memcpy(dst, e, (size_t)n * sizeof(REAL));
+}
+
 /* bp (kc, PW) = B's rows [0, kc), columns [0, nw), zero past nw; colsum
  * (nw), if not NULL, += the column sums (db comes free with dG's panels). */
 static inline __attribute__((always_inline)) KATTR void KSFX(pack_panel)(
@@ -448,9 +464,7 @@ static inline __attribute__((always_inline)) KATTR void KSFX(pack_panel)(
                 sum[v] += d[v];
             }
             if (tail) {
-                REAL e[VL] __attribute__((aligned(KVB))) = {0};
-                memcpy(e, src + nfull * VL, (size_t)tail * sizeof(REAL));
-                d[nfull] = *(KSFX(vec) *)e;
+                d[nfull] = KSFX(vload_n)(src + nfull * VL, tail);
                 sum[nfull] += d[nfull];
             }
         }
@@ -473,8 +487,7 @@ static inline __attribute__((always_inline)) KATTR void KSFX(pack_panel)(
 }
 
 /* C (M, nw) = op(A) (M, kc) bp (kc, nw), or += unless zero: every row tile
- * over one packed panel (nw <= PW; a partial last vector of C's row is
- * loaded and stored through a copy). */
+ * over one packed panel (nw <= PW). */
 static inline __attribute__((always_inline)) KATTR void KSFX(panel_rows)(
     int M, int kc, int nw, const REAL *A, size_t am, size_t ak, const REAL *bp, int zero,
     REAL *C, size_t ldc)
@@ -486,29 +499,17 @@ static inline __attribute__((always_inline)) KATTR void KSFX(panel_rows)(
         REAL *c = C + (size_t)m * ldc;
         KSFX(vec) t[KMR][4];
         if (!zero)
-            for (int r = 0; r < mr; r++) {
-                const REAL *cr = c + r * ldc;
+            for (int r = 0; r < mr; r++)
                 for (int v = 0; v < nv; v++)
-                    if (full || v < nv - 1) t[r][v] = *(const KSFX(vu) *)(cr + v * VL);
-                    else {
-                        REAL e[VL] __attribute__((aligned(KVB))) = {0};
-                        memcpy(e, cr + v * VL, (size_t)(nw - v * VL) * sizeof(REAL));
-                        t[r][v] = *(KSFX(vec) *)e;
-                    }
-            }
+                    t[r][v] = full || v < nv - 1 ? *(const KSFX(vu) *)(c + r * ldc + v * VL)
+                                                 : KSFX(vload_n)(c + r * ldc + v * VL, nw - v * VL);
 #define PANEL_TILE(MR, NV) KSFX(tile)(MR, NV, zero, kc, Am, am, ak, bp, PW, VL, t)
         KSFX_ROWS_NV(mr, nv, PANEL_TILE)
 #undef PANEL_TILE
-        for (int r = 0; r < mr; r++) {
-            REAL *cr = c + r * ldc;
+        for (int r = 0; r < mr; r++)
             for (int v = 0; v < nv; v++)
-                if (full || v < nv - 1) *(KSFX(vu) *)(cr + v * VL) = t[r][v];
-                else {
-                    REAL e[VL] __attribute__((aligned(KVB)));
-                    *(KSFX(vec) *)e = t[r][v];
-                    memcpy(cr + v * VL, e, (size_t)(nw - v * VL) * sizeof(REAL));
-                }
-        }
+                if (full || v < nv - 1) *(KSFX(vu) *)(c + r * ldc + v * VL) = t[r][v];
+                else KSFX(vstore_n)(c + r * ldc + v * VL, t[r][v], nw - v * VL);
     }
 }
 

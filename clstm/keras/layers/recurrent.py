@@ -184,11 +184,12 @@ class LSTM(Layer):
         w = self._weights
         dx = np.empty((T, B, F), self.dtype)
         dh0, dc0 = np.empty((B, H), self.dtype), np.empty((B, H), self.dtype)
-        new = np.empty if T > 0 and B > 0 else np.zeros   # the core writes every element
+        run = T > 0 and B > 0
+        new = np.empty if run else np.zeros   # the core writes every element
         g = {"kernel": new((F, 4 * H), self.dtype), "recurrent_kernel": new((H, 4 * H), self.dtype)}
         if self.use_bias:
             g["bias"] = new(4 * H, self.dtype)
-        if T > 0 and B > 0:
+        if run:
             _core.backward(xt, w["kernel"], w["recurrent_kernel"], h0, c0, m, y, 0,
                            self.go_backwards, gates, cs, hs, dY, 0, dhn, dcn, dx, 0.0, dh0, dc0,
                            g["kernel"], g["recurrent_kernel"], g.get("bias"))
