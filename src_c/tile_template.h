@@ -60,6 +60,35 @@ static inline __attribute__((always_inline)) KATTR KSFX(vec) KSFX(vsplat)(REAL v
     return (KSFX(vec)){0} + v;
 }
 
+/* The first n <= VL lanes of src (the others 0), and the first n lanes of
+ * v stored to dst: a row's partial last vector.  AVX-512 has masked
+ * loads and stores; elsewhere through a copy (a memcpy call each). */
+static inline __attribute__((always_inline)) KATTR KSFX(vec) KSFX(vload_n)(const REAL *src, int n)
+{
+#if CLSTM_X86 && KINTRIN && KVB == 64
+    const __mmask16 k = (__mmask16)((1u << n) - 1);
+    if (sizeof(REAL) == 4) return (KSFX(vec))_mm512_maskz_loadu_ps(k, src);
+    return (KSFX(vec))_mm512_maskz_loadu_pd((__mmask8)k, src);
+#else
+    REAL e[VL] __attribute__((aligned(KVB))) = {0};
+    memcpy(e, src, (size_t)n * sizeof(REAL));
+    return *(KSFX(vec) *)e;
+#endif
+}
+
+static inline __attribute__((always_inline)) KATTR void KSFX(vstore_n)(REAL *dst, KSFX(vec) v, int n)
+{
+#if CLSTM_X86 && KINTRIN && KVB == 64
+    const __mmask16 k = (__mmask16)((1u << n) - 1);
+    if (sizeof(REAL) == 4) _mm512_mask_storeu_ps(dst, k, (__m512)(KSFX(mm_ps))v);
+    else _mm512_mask_storeu_pd(dst, (__mmask8)k, (__m512d)(KSFX(mm_pd))v);
+#else
+    REAL e[VL] __attribute__((aligned(KVB)));
+    *(KSFX(vec) *)e = v;
+    memcpy(dst, e, (size_t)n * sizeof(REAL));
+#endif
+}
+
 /* max(lo, e) and min(hi, e) lane by lane; NaN in e stays NaN (x86's
  * max/min return their second operand when either is NaN).  One instruction
  * each on x86, where a compare and select took four. */
@@ -87,7 +116,8 @@ static inline __attribute__((always_inline)) KATTR KSFX(vec) KSFX(vmin)(REAL hi,
 
 /* Activations of n vectors at once, in place (n and kind constants at every
  * call site): tanh for every vector (kind KSFX_ALL_TANH) or for gate g only
- * (kind KSFX_GATES: v[k] is gate k % 4 of i f g o), sigmoid for the others.
+ * (kind KSFX_GATES: v[k] is gate k % 4 of i f g o) or for quarter 2 of each
+ * vector (kind KSFX_QUARTERS: compact [i | f | g | o]), sigmoid for the others.
  * Both are one expm1, as in vmath.h: m = expm1(y) with y = -x (sigmoid) or
  * -2|x| (tanh), clamped; sigmoid = 1 / (2 + m), tanh(|x|) = -m / (2 + m).
  * KACT evaluations at a time go stage by stage: one alone is a chain of
@@ -95,7 +125,22 @@ static inline __attribute__((always_inline)) KATTR KSFX(vec) KSFX(vmin)(REAL hi,
  * core idle most of the time (the cell update took ~140 cycles per vector
  * on Zen 3 with AVX2, more than a step's product at K = 50); all of a
  * tile's at once spilled their state to the stack. */
-enum { KSFX(GATES) = 1, KSFX(ALL_TANH) = 2 };
+enum { KSFX(GATES) = 1, KSFX(ALL_TANH) = 2, KSFX(QUARTERS) = 3 };
+
+/* Lane constants: lane l's index, and all ones in the lanes of quarter 2
+ * (gate g of a compact vector [i | f | g | o], KSFX(compact)). */
+static inline __attribute__((always_inline)) KATTR KSFX(vb) KSFX(iota)(void)
+{
+    KSFX(vb) v;
+    for (int l = 0; l < VL; l++) v[l] = (VM_UINT)l;
+    return v;
+}
+
+static inline __attribute__((always_inline)) KATTR KSFX(vb) KSFX(quarter2)(void)
+{
+    const int q = VL >= 4 ? VL / 4 : 1;
+    return (KSFX(vb))(KSFX(iota)() / (VM_UINT)q == 2);
+}
 
 /* KSFX(vact) on the n <= KACT vectors v[0 .. n), which are v[k0 ..] of the
  * whole: few enough that each one's state (r, 2^n, p) stays in registers. */
@@ -107,14 +152,15 @@ static inline __attribute__((always_inline)) KATTR void KSFX(vact_group)(int n, 
     const KSFX(vb) sign = (KSFX(vb)){0} + VM_SIGN;
     const KSFX(vec) sh = KSFX(vsplat)(VM_SHIFTER);
     KSFX(vec) r[KACT], two[KACT], p[KACT];
-#define KSFX_TANH_AT(k) (kind == KSFX(ALL_TANH) || (k0 + (k)) % 4 == 2)
+    const KSFX(vb) q2 = KSFX(quarter2)();   /* QUARTERS: the tanh lanes */
+#define KSFX_TANH_AT(k) (kind == KSFX(ALL_TANH) || (kind == KSFX(GATES) && (k0 + (k)) % 4 == 2))
 #pragma GCC unroll 8
     for (int k = 0; k < n; k++) {
         KSFX(vec) e;
-        if (KSFX_TANH_AT(k))
-            e = KSFX(vmax)(VM_TANH_LO, (KSFX(vec))((KSFX(vb))v[k] | sign) * 2);   /* -2 |x| */
-        else
-            e = KSFX(vmax)(VM_EXP_LO, KSFX(vmin)(VM_EXP_HI, -v[k]));
+        const KSFX(vec) et = KSFX(vmax)(VM_TANH_LO, (KSFX(vec))((KSFX(vb))v[k] | sign) * 2);   /* -2 |x| */
+        const KSFX(vec) es = KSFX(vmax)(VM_EXP_LO, KSFX(vmin)(VM_EXP_HI, -v[k]));
+        if (kind == KSFX(QUARTERS)) e = KSFX(vsel)(q2, et, es);
+        else e = KSFX_TANH_AT(k) ? et : es;
         /* e = n ln2 + r, |r| <= ln2/2; two = 2^n from the shifted sum's bits */
         const KSFX(vec) t = e * KSFX(vsplat)(VM_LOG2E) + sh, nn = t - sh;
         two[k] = (KSFX(vec))((((KSFX(vb))t - VM_SHIFT_BITS) + VM_EXP_BIAS) << VM_MANT);
@@ -128,7 +174,12 @@ static inline __attribute__((always_inline)) KATTR void KSFX(vact_group)(int n, 
 #pragma GCC unroll 8
     for (int k = 0; k < n; k++) {
         const KSFX(vec) m = two[k] * (p[k] * r[k]) + (two[k] - 1);     /* expm1(e) */
-        if (KSFX_TANH_AT(k)) {
+        if (kind == KSFX(QUARTERS)) {   /* both from one division: -m or 1 over 2 + m */
+            const KSFX(vec) d = KSFX(vsel)(q2, -m, KSFX(vsplat)(1)) / (2 + m);
+            const KSFX(vec) t = (KSFX(vec))(((KSFX(vb))d & ~sign) | ((KSFX(vb))v[k] & sign));
+            const KSFX(vec) sg = KSFX(vsel)((KSFX(vb))(v[k] < VM_EXP_LO), KSFX(vsplat)(0), d);
+            v[k] = KSFX(vsel)(q2, t, sg);
+        } else if (KSFX_TANH_AT(k)) {
             const KSFX(vec) t = -m / (2 + m);
             v[k] = (KSFX(vec))(((KSFX(vb))t & ~sign) | ((KSFX(vb))v[k] & sign));
         } else {
@@ -232,45 +283,109 @@ static inline __attribute__((always_inline)) KATTR void KSFX(proj_rows)(
     KSFX(tile)(mr, 4, 1, K, X, K, 1, P, PW, VL, acc);
     for (int r = 0; r < mr; r++)
         for (int g = 0; g < 4; g++) {
-            REAL t[VL] __attribute__((aligned(KVB)));
-            *(KSFX(vec) *)t = acc[r][g];
             REAL *out = G + (size_t)r * 4 * H + (size_t)g * H + j;
             const REAL *bg = bias + (size_t)g * H + j;
-            if (w == VL)
-                for (int q = 0; q < VL; q++) out[q] = t[q] + bg[q];
-            else
-                for (int q = 0; q < w; q++) out[q] = t[q] + bg[q];
+            if (w == VL) *(KSFX(vu) *)out = acc[r][g] + *(const KSFX(vu) *)bg;
+            else KSFX(vstore_n)(out, acc[r][g] + KSFX(vload_n)(bg, w), w);
         }
+}
+
+/* A step's product for rows [b, b + mr) of one unit block: acc = [x_t h_{t-1}]
+ * P, fused, or h_{t-1} P (nv vectors per panel row of stride ps). */
+static inline __attribute__((always_inline)) KATTR void KSFX(step_product)(
+    int mr, int nv, const SFX(step_io) *s, const REAL *P, int ps, int b, KSFX(vec) acc[KMR][4])
+{
+    const int I = s->I;
+    if (s->x)
+        KSFX(tile)(mr, nv, 1, I, s->x + (size_t)b * I, I, 1, P, ps, VL, acc);
+    if (s->hp)
+        KSFX(tile)(mr, nv, !s->x, s->H, s->hp + (size_t)b * s->ldhp, s->ldhp, 1,
+                   s->x ? P + (size_t)I * ps : P, ps, VL, acc);
+    else if (!s->x)
+        for (int r = 0; r < mr; r++)
+            for (int g = 0; g < nv; g++) acc[r][g] = (KSFX(vec)){0};
+}
+
+/* v's lanes rotated down by g quarters: quarter g of v in quarter 0 (a
+ * permute; g < 0 rotates up). */
+static inline __attribute__((always_inline)) KATTR KSFX(vec) KSFX(quarter_down)(KSFX(vec) v, int g)
+{
+    const int q = VL >= 4 ? VL / 4 : 1;
+    return __builtin_shuffle(v, (KSFX(iota)() + (VM_UINT)(g * q)) & (VM_UINT)(VL - 1));
+}
+
+/* w <= VL/4 units' gates of a row, src[g stride + q], as one vector in
+ * quarters [i | f | g | o] (zero past w in each). */
+static inline __attribute__((always_inline)) KATTR KSFX(vec) KSFX(load_quarters)(
+    const REAL *src, size_t stride, int w)
+{
+    const KSFX(vb) quarter = KSFX(iota)() / (VM_UINT)(VL >= 4 ? VL / 4 : 1);
+    KSFX(vec) v = KSFX(vload_n)(src, w);
+    for (int g = 1; g < 4; g++)
+        v = KSFX(vsel)((KSFX(vb))(quarter == (VM_UINT)g),
+                       KSFX(quarter_down)(KSFX(vload_n)(src + g * stride, w), -g), v);
+    return v;
+}
+
+/* KSFX(step_rows) for a compact last block (w <= VL/4 units, one vector per
+ * row: KSFX(compact)).  The gates stay in their quarters through the
+ * activations (one vector, tanh in quarter 2), and f, g, o are moved down
+ * to quarter 0 by permutes for the cell update: spread into four vectors,
+ * as the full blocks are, this block's activations and copies cost 18-23%
+ * of a step at H = 50 for 1/13 of its product. */
+static inline __attribute__((always_inline)) KATTR void KSFX(step_compact_rows)(
+    int mr, const SFX(step_io) *s, const REAL *P, int b, int j, int w)
+{
+    const int H = s->H;
+    KSFX(vec) acc[KMR][4], a[KMR], cp[KMR], c[KMR], h[KMR];
+    KSFX(step_product)(mr, 1, s, P, VL, b, acc);
+    const KSFX(vec) bias = s->x ? KSFX(load_quarters)(s->bias + j, (size_t)H, w) : (KSFX(vec)){0};
+    for (int r = 0; r < mr; r++) {
+        const size_t row = (size_t)(b + r);
+        a[r] = acc[r][0] + (s->x ? bias : KSFX(load_quarters)(s->G + row * 4 * H + j, (size_t)H, w));
+        cp[r] = KSFX(vload_n)(s->cp + row * H + j, w);
+    }
+    KSFX(vact)(mr, KSFX(QUARTERS), a);
+    for (int r = 0; r < mr; r++) {
+        h[r] = c[r] = KSFX(quarter_down)(a[r], 1) * cp[r] + a[r] * KSFX(quarter_down)(a[r], 2);
+    }
+    KSFX(vact)(mr, KSFX(ALL_TANH), h);
+    for (int r = 0; r < mr; r++) {
+        const size_t row = (size_t)(b + r), o = row * H + j;
+        REAL *hrow = s->hs + row * s->ldhs + j, *yrow = s->y + row * s->ldy + j;
+        REAL *gout = s->Gout ? s->Gout + row * 4 * H + j : NULL;   /* activated gates, or none */
+        if (s->m && !s->m[row]) {    /* padding: state carried, output and gates 0 */
+            for (int q = 0; q < w; q++) {
+                s->c[o + q] = s->cp[o + q];
+                hrow[q] = s->hp ? s->hp[row * s->ldhp + j + q] : 0;
+                if (yrow != hrow) yrow[q] = 0;
+                if (gout)
+                    for (int g = 0; g < 4; g++) gout[(size_t)g * H + q] = 0;
+            }
+            continue;
+        }
+        h[r] *= KSFX(quarter_down)(a[r], 3);
+        KSFX(vstore_n)(s->c + o, c[r], w);
+        KSFX(vstore_n)(hrow, h[r], w);
+        if (yrow != hrow) KSFX(vstore_n)(yrow, h[r], w);
+        if (gout)
+            for (int g = 0; g < 4; g++)
+                KSFX(vstore_n)(gout + (size_t)g * H, KSFX(quarter_down)(a[r], g), w);
+    }
 }
 
 /* One step for rows [b, b + mr) and unit block u (units j .. j + w).  P: the
  * block's panel of W_hh^T or, fused, of [W_ih^T; W_hh^T] (then x_t comes
  * into the same tile and the bias is added here).  The cell update runs on
  * the tile's registers for all mr rows at once (KSFX(vcell)); a partial
- * block (w < VL) goes through padded copies so that it still runs as whole
- * vectors. */
+ * block (w < VL) loads and stores its rows' first w lanes (KSFX(vload_n),
+ * KSFX(vstore_n)) and still runs as whole vectors. */
 static inline __attribute__((always_inline)) KATTR void KSFX(step_rows)(
-    int mr, int compact, const SFX(step_io) *s, const REAL *P, int b, int j, int w)
+    int mr, const SFX(step_io) *s, const REAL *P, int b, int j, int w)
 {
-    const int H = s->H, I = s->I, full = !compact && w == VL;
-    const int nv = compact ? 1 : 4, ps = compact ? VL : PW;   /* panel row: vectors, stride */
+    const int H = s->H, full = w == VL;
     KSFX(vec) acc[KMR][4];
-    if (s->x)
-        KSFX(tile)(mr, nv, 1, I, s->x + (size_t)b * I, I, 1, P, ps, VL, acc);
-    if (s->hp)
-        KSFX(tile)(mr, nv, !s->x, H, s->hp + (size_t)b * s->ldhp, s->ldhp, 1,
-                   s->x ? P + (size_t)I * ps : P, ps, VL, acc);
-    else if (!s->x)
-        for (int r = 0; r < mr; r++)
-            for (int g = 0; g < nv; g++) acc[r][g] = (KSFX(vec)){0};
-    if (compact)   /* one vector per row, the gates in quarters: spread them out */
-        for (int r = 0; r < mr; r++) {
-            REAL t[VL] __attribute__((aligned(KVB))), q4[4][VL] __attribute__((aligned(KVB)));
-            *(KSFX(vec) *)t = acc[r][0];
-            for (int g = 0; g < 4; g++)
-                for (int q = 0; q < VL; q++) q4[g][q] = q < VL / 4 ? t[g * (VL / 4) + q] : 0;
-            for (int g = 0; g < 4; g++) acc[r][g] = *(KSFX(vec) *)q4[g];
-        }
+    KSFX(step_product)(mr, 4, s, P, PW, b, acc);
     /* add what the recurrent product adds to: the rows' input projections,
      * or (fused) the bias; and gather c_{t-1} */
     KSFX(vec) cp[KMR], c[KMR], h[KMR];
@@ -281,14 +396,8 @@ static inline __attribute__((always_inline)) KATTR void KSFX(step_rows)(
             for (int g = 0; g < 4; g++) acc[r][g] += *(const KSFX(vu) *)(add + (size_t)g * H);
             cp[r] = *(const KSFX(vu) *)(s->cp + o);
         } else {
-            REAL pa[4][VL] __attribute__((aligned(KVB))), pc[VL] __attribute__((aligned(KVB)));
-            for (int q = 0; q < VL; q++) {
-                const int in = q < w;
-                for (int g = 0; g < 4; g++) pa[g][q] = in ? add[(size_t)g * H + q] : 0;
-                pc[q] = in ? s->cp[o + q] : 0;
-            }
-            for (int g = 0; g < 4; g++) acc[r][g] += *(KSFX(vec) *)pa[g];
-            cp[r] = *(KSFX(vec) *)pc;
+            for (int g = 0; g < 4; g++) acc[r][g] += KSFX(vload_n)(add + (size_t)g * H, w);
+            cp[r] = KSFX(vload_n)(s->cp + o, w);
         }
     }
     KSFX(vcell)(mr, acc, cp, c, h);
@@ -315,18 +424,11 @@ static inline __attribute__((always_inline)) KATTR void KSFX(step_rows)(
                 for (int g = 0; g < 4; g++) *(KSFX(vu) *)(gout + (size_t)g * H) = acc[r][g];
             continue;
         }
-        REAL ga[4][VL] __attribute__((aligned(KVB))), cc[VL] __attribute__((aligned(KVB)));
-        REAL hh[VL] __attribute__((aligned(KVB)));
-        for (int g = 0; g < 4; g++) *(KSFX(vec) *)ga[g] = acc[r][g];
-        *(KSFX(vec) *)cc = c[r];
-        *(KSFX(vec) *)hh = h[r];
-        for (int q = 0; q < w; q++) {
-            if (gout)
-                for (int g = 0; g < 4; g++) gout[(size_t)g * H + q] = ga[g][q];
-            s->c[o + q] = cc[q];
-            hrow[q] = hh[q];
-            if (ysep) ysep[q] = hh[q];
-        }
+        KSFX(vstore_n)(s->c + o, c[r], w);
+        KSFX(vstore_n)(hrow, h[r], w);
+        if (ysep) KSFX(vstore_n)(ysep, h[r], w);
+        if (gout)
+            for (int g = 0; g < 4; g++) KSFX(vstore_n)(gout + (size_t)g * H, acc[r][g], w);
     }
 }
 
@@ -404,8 +506,8 @@ KATTR static void KSFX(step)(int b0, int b1, const SFX(step_io) *s, const REAL *
         const int cp = KSFX(compact)(w);   /* packed compact by pack_gates(.., 1, ..) */
         for (int b = b0, mr; b < b1; b += mr) {
             mr = KSFX(tile_rows)(b1 - b);
-#define STEP(MR) KSFX(step_rows)(MR, 0, s, P, b, j, w)
-#define STEPC(MR) KSFX(step_rows)(MR, 1, s, P, b, j, w)
+#define STEP(MR) KSFX(step_rows)(MR, s, P, b, j, w)
+#define STEPC(MR) KSFX(step_compact_rows)(MR, s, P, b, j, w)
             if (cp) {
                 KSFX_ROWS(mr, STEPC)
             } else {
@@ -430,22 +532,6 @@ KATTR static void KSFX(step)(int b0, int b1, const SFX(step_io) *s, const REAL *
  * dG's rows 2 KB or more apart fall in few cache sets (the earlier version
  * of this kernel lost to BLAS there), and W_ih must be transposed anyway. */
 #define KSFX_KC CLSTM_GRAD_CHUNK
-
-/* The first n <= VL lanes of src (the others 0), and the first n lanes of
- * v stored to dst: a row's partial last vector, through a copy. */
-static inline __attribute__((always_inline)) KATTR KSFX(vec) KSFX(vload_n)(const REAL *src, int n)
-{
-    REAL e[VL] __attribute__((aligned(KVB))) = {0};
-    memcpy(e, src, (size_t)n * sizeof(REAL));
-    return *(KSFX(vec) *)e;
-}
-
-static inline __attribute__((always_inline)) KATTR void KSFX(vstore_n)(REAL *dst, KSFX(vec) v, int n)
-{
-    REAL e[VL] __attribute__((aligned(KVB)));
-    *(KSFX(vec) *)e = v;
-    memcpy(dst, e, (size_t)n * sizeof(REAL));
-}
 
 /* bp (kc, PW) = B's rows [0, kc), columns [0, nw), zero past nw; colsum
  * (nw), if not NULL, += the column sums (db comes free with dG's panels). */

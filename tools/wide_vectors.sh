@@ -34,4 +34,4 @@ esac
 cd "$SRC" && python -m pytest -q -p no:cacheprovider tests/test_forward.py \
     tests/test_gradients.py tests/test_mask.py tests/test_thread_splits.py \
     tests/test_functional.py tests/test_state_dict.py tests/test_step.py \
-    tests/test_backward_products.py "$@"
+    tests/test_backward_products.py tests/test_activations.py "$@"
