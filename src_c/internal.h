@@ -77,9 +77,17 @@
 #endif
 
 /* Batches of at most this many rows compute the backward's dh = dG W_hh as
- * dot products on w_hh_t (not packed; tile_template.h, back_dot). */
+ * dot products on w_hh_t (not packed; tile_template.h, dots). */
 #ifndef CLSTM_BACK_DOT_ROWS
 #define CLSTM_BACK_DOT_ROWS 1
+#endif
+
+/* Inputs up to this many: the backward computes dx_t = dG_t W_ih in each
+ * step, by dot products while dG_t is in L1 (tile_template.h, dots), not
+ * as one product over all steps after the recurrence (which re-read all of
+ * dG: a (1920, 200) x (200, 1) product took ~75 us from L3 through BLAS). */
+#ifndef CLSTM_STEP_DX_INPUTS
+#define CLSTM_STEP_DX_INPUTS 8
 #endif
 
 /* The backward's weight gradients go through the core's tile kernel where

@@ -62,8 +62,8 @@ typedef struct {
     void (*pack_units)(int H, const REAL *w_hh_t, int u0, int u1, REAL *dst);
     void (*back_step)(int b0, int b1, int H, const REAL *dG, const REAL *Pw,
                       const unsigned char *m, REAL *dh, int u0, int u1);
-    void (*back_dot)(int b0, int b1, int H, const REAL *dG, const REAL *w_hh_t,
-                     const unsigned char *m, REAL *dh, int j0, int j1);
+    void (*dots)(int rows, int n, int K, const REAL *A, size_t lda, const REAL *W, size_t ldw,
+                 REAL beta, const unsigned char *m, REAL *C, size_t ldc);
     void (*gemm)(int M, int N, int K, const REAL *A, size_t am, size_t ak, const REAL *B,
                  size_t bk, size_t bn, int acc_c, REAL *C, size_t ldc);
     void (*weight_grads)(int TB, int I, int H, const REAL *dG, const REAL *x, const REAL *hp,
@@ -72,7 +72,7 @@ typedef struct {
 } SFX(kernels);
 
 #define KERNEL_TABLE(KS) \
-    { (int)(KVB / sizeof(REAL)), KS(unit_blocks), KS(pack_gates), KS(project), KS(step), KS(pack_units), KS(back_step), KS(back_dot), KS(gemm), KS(weight_grads) }
+    { (int)(KVB / sizeof(REAL)), KS(unit_blocks), KS(pack_gates), KS(project), KS(step), KS(pack_units), KS(back_step), KS(dots), KS(gemm), KS(weight_grads) }
 
 #if CLSTM_HAVE_CLONES
 #define KVB 64
@@ -450,6 +450,7 @@ typedef struct {
     const REAL *cs, *dy; int lddy;
     REAL *dhr, *dc, *pw;
     REAL *dx, dx_beta, *dw_ih_t, *dw_hh_t, *db;
+    int dx_step;                    /* dx_t in the step that made dG_t, not after */
     int *next;                      /* dynamic product: the next group of step s, next[s & 1] */
 } SFX(bwd_job);
 
@@ -505,6 +506,7 @@ static void SFX(weight_grads)(const SFX(bwd_job) *J, int tid, int nt)
             }
         }
     }
+    if (J->dx_step) return;
     const int pw = 4 * vl, panels = (I + pw - 1) / pw;
     if (panels >= nt && TB < 4 * I) {
         int x0, x1;
@@ -527,12 +529,14 @@ static void SFX(weight_grads)(const SFX(bwd_job) *J, int tid, int nt)
 static void SFX(backward_thread)(const SFX(bwd_job) *J, int tid, int nt)
 {
     const SFX(kernels) *K = J->k;
-    const int T = J->T, B = J->B, H = J->H;
+    const int T = J->T, B = J->B, I = J->I, H = J->H, G4 = 4 * H;
     const size_t BH = (size_t)B * H, BG = 4 * BH;
     const int nb = K->unit_blocks(H);
     const SFX(work) w = SFX(work_of)(nb, B, J->by_batch, tid, nt);
     const int b0 = w.b0, b1 = w.b1, u0 = w.u0, u1 = w.u1, p0 = w.p0, p1 = w.p1;
     const int j0 = u0 * K->vl, j1 = u1 * K->vl < H ? u1 * K->vl : H, n = j1 - j0;
+    int x0 = b0, x1 = b1;   /* the rows of dx_t this thread computes (dx_step) */
+    if (!J->by_batch) SFX(share)(B, tid, nt, &x0, &x1);
     const int dot = B <= CLSTM_BACK_DOT_ROWS;   /* dh by dot products, W_hh unpacked */
     /* Big products take their groups of 4 unit blocks from a shared counter,
      * as the forward's steps do (why there); a second barrier per step then
@@ -564,8 +568,13 @@ static void SFX(backward_thread)(const SFX(bwd_job) *J, int tid, int nt)
                                    J->dc + o);
             }
         if (!J->by_batch) SFX(barrier)(J->bar, &sense);   /* the product needs all dG */
+        if (J->dx_step && x1 > x0)
+            K->dots(x1 - x0, I, G4, Gt + (size_t)x0 * G4, G4, J->w_ih_t, G4, J->dx_beta, NULL,
+                    J->dx + ((size_t)t * B + x0) * I, I);
         if (dot) {
-            K->back_dot(b0, b1, H, Gt, J->w_hh_t, m, J->dhr, j0, j1);
+            if (n > 0)
+                K->dots(b1 - b0, n, G4, Gt + (size_t)b0 * G4, G4, J->w_hh_t + (size_t)j0 * G4, G4,
+                        0, m ? m + b0 : NULL, J->dhr + (size_t)b0 * H + j0, H);
         } else if (dyn) {
             if (tid == 0) clstm_counter_reset(J->next, s + 1);   /* step s + 1 used it */
             for (int g; (g = clstm_counter_take(J->next, s)) < ng;)
@@ -599,6 +608,7 @@ int SFX(clstm_lstm_backward)(const clstm_blas *blas, int T, int B, int I, int H,
     J.mask = mask; J.gates = gates; J.cs = cs; J.dy = dy; J.lddy = lddy;
     J.hstates = mask ? hs : y; J.ldh = mask ? H : ldy;
     J.dx = dx; J.dx_beta = dx_beta; J.dw_ih_t = dw_ih_t; J.dw_hh_t = dw_hh_t; J.db = db;
+    J.dx_step = I <= CLSTM_STEP_DX_INPUTS;
     J.pw = SFX(align64)(ws);
     J.dhr = J.pw + CLSTM_GATE_PANELS(H, H);
     J.dc = J.dhr + CLSTM_ROUND16(BH);

@@ -704,45 +704,69 @@ KATTR static void KSFX(back_step)(int b0, int b1, int H, const REAL *dG, const R
     }
 }
 
-/* The sum of a vector's lanes. */
+/* The sum of a vector's lanes: halves folded onto each other by permutes. */
 static inline __attribute__((always_inline)) KATTR REAL KSFX(hsum)(KSFX(vec) v)
 {
-    REAL t[VL] __attribute__((aligned(KVB)));
-    *(KSFX(vec) *)t = v;
     for (int w = VL / 2; w >= 1; w /= 2)
-        for (int q = 0; q < w; q++) t[q] += t[q + w];
-    return t[0];
+        v += __builtin_shuffle(v, (KSFX(iota)() + (VM_UINT)w) & (VM_UINT)(VL - 1));
+    return v[0];
 }
 
-/* dh (B, H) rows [b0, b1), units [j0, j1) = dG_t (B, 4H) W_hh, as dot
- * products of dG's rows with w_hh_t's rows (H, 4H; W_hh = w_hh_t^T): for a
- * batch of one, where packing W_hh (a transpose, ~0.2 ms at H = 256) costs
- * more than the product gains from it.  Rows masked out are left alone. */
-KATTR static void KSFX(back_dot)(int b0, int b1, int H, const REAL *dG, const REAL *w_hh_t,
-                                 const unsigned char *m, REAL *dh, int j0, int j1)
+/* C rows [0, mr), columns [0, nv) of KSFX(dots): mr x nv dot products in
+ * registers, K's last partial vector through masked loads. */
+static inline __attribute__((always_inline)) KATTR void KSFX(dot_tile)(
+    int mr, int nv, int K, const REAL *A, size_t lda, const REAL *W, size_t ldw, REAL beta,
+    const unsigned char *m, REAL *C, size_t ldc)
 {
-    const int K = 4 * H;
-    for (int b = b0; b < b1; b++) {
-        if (m && !m[b]) continue;
-        const REAL *g = dG + (size_t)b * K;
-        REAL *out = dh + (size_t)b * H;
-        for (int j = j0; j < j1; j += 4) {
-            const int n = j1 - j < 4 ? j1 - j : 4;
-            const REAL *w = w_hh_t + (size_t)j * K;
-            KSFX(vec) a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
-            int k = 0;
-            for (; k + VL <= K; k += VL) {
-                const KSFX(vec) gv = *(const KSFX(vu) *)(g + k);
-                a0 += gv * *(const KSFX(vu) *)(w + k);
-                if (n > 1) a1 += gv * *(const KSFX(vu) *)(w + K + k);
-                if (n > 2) a2 += gv * *(const KSFX(vu) *)(w + 2 * (size_t)K + k);
-                if (n > 3) a3 += gv * *(const KSFX(vu) *)(w + 3 * (size_t)K + k);
-            }
-            REAL sum[4] = {KSFX(hsum)(a0), KSFX(hsum)(a1), KSFX(hsum)(a2), KSFX(hsum)(a3)};
-            for (int q = 0; q < n; q++) {
-                for (int kk = k; kk < K; kk++) sum[q] += g[kk] * w[(size_t)q * K + kk];
-                out[j + q] = sum[q];
-            }
+    KSFX(vec) acc[KMR][4];
+    for (int r = 0; r < mr; r++)
+        for (int v = 0; v < nv; v++) acc[r][v] = (KSFX(vec)){0};
+    int k = 0;
+    for (; k + VL <= K; k += VL) {
+        KSFX(vec) w[4];
+        for (int v = 0; v < nv; v++) w[v] = *(const KSFX(vu) *)(W + v * ldw + k);
+        for (int r = 0; r < mr; r++) {
+            const KSFX(vec) a = *(const KSFX(vu) *)(A + r * lda + k);
+            for (int v = 0; v < nv; v++) acc[r][v] += a * w[v];
+        }
+    }
+    if (k < K) {
+        KSFX(vec) w[4];
+        for (int v = 0; v < nv; v++) w[v] = KSFX(vload_n)(W + v * ldw + k, K - k);
+        for (int r = 0; r < mr; r++) {
+            const KSFX(vec) a = KSFX(vload_n)(A + r * lda + k, K - k);
+            for (int v = 0; v < nv; v++) acc[r][v] += a * w[v];
+        }
+    }
+    for (int r = 0; r < mr; r++) {
+        if (m && !m[r]) continue;
+        for (int v = 0; v < nv; v++) {
+            const REAL d = KSFX(hsum)(acc[r][v]);
+            C[r * ldc + v] = beta != 0 ? beta * C[r * ldc + v] + d : d;
+        }
+    }
+}
+
+/* C (rows, n) = A (rows, K) W^T, or beta C + A W^T where beta != 0 (beta 0:
+ * C is only written): C[r ldc + i] = the dot product of A's row r (stride
+ * lda) with W's row i (stride ldw).  Rows r with m && !m[r] are left alone.
+ * The backward's products whose weights are used unpacked, by rows:
+ *   dh (B, H) = dG_t (B, 4H) W_hh, W's rows those of w_hh_t (H, 4H), for a
+ *     batch of one, where packing W_hh (a transpose, ~0.2 ms at H = 256)
+ *     costs more than the product gains from it;
+ *   dx_t (B, I) = dG_t W_ih, W's rows those of w_ih_t (I, 4H), for few
+ *     inputs, in the step that made dG_t (still in L1). */
+KATTR static void KSFX(dots)(int rows, int n, int K, const REAL *A, size_t lda, const REAL *W,
+                             size_t ldw, REAL beta, const unsigned char *m, REAL *C, size_t ldc)
+{
+    for (int i = 0; i < n; i += 4) {
+        const int nv = n - i < 4 ? n - i : 4;
+        for (int b = 0, mr; b < rows; b += mr) {
+            mr = KSFX(tile_rows)(rows - b);
+#define DOT(MR, NV) KSFX(dot_tile)(MR, NV, K, A + (size_t)b * lda, lda, W + (size_t)i * ldw, ldw, \
+                                   beta, m ? m + b : NULL, C + (size_t)b * ldc + i, ldc)
+            KSFX_ROWS_NV(mr, nv, DOT)
+#undef DOT
         }
     }
 }

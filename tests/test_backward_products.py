@@ -1,9 +1,10 @@
 """The backward's products after the recurrence (dW_ih, dW_hh, db, dX) take
 different routes by shape: the core's tile kernel with threads sharing dG's
 columns, or BLAS where X and h_{t-1} are too wide for L2; dX by panels of
-columns where its rows are few, else by BLAS over rows.  The shapes below
+columns where its rows are few, else by BLAS over rows; with few inputs dX
+by dot products inside the recurrence's steps instead.  The shapes below
 reach each route, with partial vectors and panels, several chunks of rows,
-one step, reverse directions and h0.
+one step, reverse directions (where dx accumulates) and h0.
 
 Gradients are checked against the float64 NumPy reference through
 directional derivatives: for a random direction V of one parameter (or of x,
@@ -30,6 +31,11 @@ SHAPES = {
     "own, two chunks of rows": (70, 4, 5, 20),
     # one step: dW_hh is h0's term alone
     "one step": (1, 3, 6, 10),
+    # I <= 8: dx_t by dot products in each step (4H = 52: a partial vector);
+    # at 2 threads 17 rows split the batch
+    "dx in the step, rows split": (5, 17, 3, 13),
+    # a batch of one: dh and dx both by dot products on the unpacked weights
+    "batch of one": (6, 1, 4, 13),
 }
 
 
