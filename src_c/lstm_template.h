@@ -60,6 +60,9 @@ typedef struct {
                     const REAL *bias, REAL *G, int u0, int u1);
     void (*step)(int b0, int b1, const SFX(step_io) *s, const REAL *Phh, int u0, int u1);
     void (*pack_units)(int H, const REAL *w_hh_t, int u0, int u1, REAL *dst);
+    void (*cell_back)(int b0, int b1, int H, int j0, int j1, REAL *G, const REAL *c,
+                      const REAL *cp, const REAL *dy, size_t lddy, REAL *dhr, REAL *dc,
+                      const unsigned char *m);
     void (*back_step)(int b0, int b1, int H, const REAL *dG, const REAL *Pw,
                       const unsigned char *m, REAL *dh, int u0, int u1);
     void (*dots)(int rows, int n, int K, const REAL *A, size_t lda, const REAL *W, size_t ldw,
@@ -72,7 +75,7 @@ typedef struct {
 } SFX(kernels);
 
 #define KERNEL_TABLE(KS) \
-    { (int)(KVB / sizeof(REAL)), KS(unit_blocks), KS(pack_gates), KS(project), KS(step), KS(pack_units), KS(back_step), KS(dots), KS(gemm), KS(weight_grads) }
+    { (int)(KVB / sizeof(REAL)), KS(unit_blocks), KS(pack_gates), KS(project), KS(step), KS(pack_units), KS(cell_back), KS(back_step), KS(dots), KS(gemm), KS(weight_grads) }
 
 #if CLSTM_HAVE_CLONES
 #define KVB 64
@@ -555,18 +558,7 @@ static void SFX(backward_thread)(const SFX(bwd_job) *J, int tid, int nt)
         const REAL *ct = J->cs + (size_t)t * BH;
         const REAL *cp = s == 0 ? J->c0 : J->cs + (size_t)tp * BH;
         const REAL *dyt = J->dy + (size_t)t * B * J->lddy;
-        if (n > 0)
-            for (int b = b0; b < b1; b++) {
-                REAL *g = Gt + (size_t)b * 4 * H + j0;
-                if (m && !m[b]) {   /* no gradient through a skipped step's gates */
-                    for (int q = 0; q < 4; q++) memset(g + (size_t)q * H, 0, n * sizeof(REAL));
-                    continue;
-                }
-                const size_t o = (size_t)b * H + j0;
-                SFX(cell_backward)(n, g, g + H, g + 2 * (size_t)H, g + 3 * (size_t)H,
-                                   ct + o, cp + o, dyt + (size_t)b * J->lddy + j0, J->dhr + o,
-                                   J->dc + o);
-            }
+        if (n > 0) K->cell_back(b0, b1, H, j0, j1, Gt, ct, cp, dyt, J->lddy, J->dhr, J->dc, m);
         if (!J->by_batch) SFX(barrier)(J->bar, &sense);   /* the product needs all dG */
         if (J->dx_step && x1 > x0)
             K->dots(x1 - x0, I, G4, Gt + (size_t)x0 * G4, G4, J->w_ih_t, G4, J->dx_beta, NULL,

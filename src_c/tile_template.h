@@ -657,6 +657,12 @@ static void KSFX(pack_units)(int H, const REAL *w_hh_t, int u0, int u1, REAL *ds
     for (int u = u0; u < u1; u++) {
         const int j = u * VL, w = H - j < VL ? H - j : VL;
         REAL *p = dst + (size_t)u * K * VL;
+        if (KSFX(compact)(w)) {   /* KSFX(back_compact_rows)'s layout, H rows */
+            for (int kk = 0; kk < H; kk++, p += VL)
+                for (int l = 0; l < VL; l++)
+                    p[l] = l / 4 < w ? w_hh_t[(size_t)(j + l / 4) * K + 4 * kk + l % 4] : 0;
+            continue;
+        }
         for (int k = 0; k < K; k++, p += VL) {
             for (int q = 0; q < w; q++) p[q] = w_hh_t[(size_t)(j + q) * K + k];
             for (int q = w; q < VL; q++) p[q] = 0;
@@ -686,11 +692,134 @@ static inline __attribute__((always_inline)) KATTR void KSFX(back_rows)(
     }
 }
 
+/* nk vectors of one row of KSFX(cell_back), starting at unit j (the last
+ * may be partial: units up to j1), the tanh of c_t for all of them at once. */
+static inline __attribute__((always_inline)) KATTR void KSFX(cell_back_vecs)(
+    int nk, int H, int j, int j1, REAL *g, const REAL *c, const REAL *cp, const REAL *dy,
+    const REAL *dhr, REAL *dc)
+{
+    KSFX(vec) tc[KACT];
+#define KSFX_LD(p, k) (j + (k) * VL + VL <= j1 ? *(const KSFX(vu) *)((p) + j + (k) * VL) \
+                                               : KSFX(vload_n)((p) + j + (k) * VL, j1 - j - (k) * VL))
+#define KSFX_ST(p, k, v) do { if (j + (k) * VL + VL <= j1) *(KSFX(vu) *)((p) + j + (k) * VL) = (v); \
+                              else KSFX(vstore_n)((p) + j + (k) * VL, (v), j1 - j - (k) * VL); } while (0)
+    for (int k = 0; k < nk; k++) tc[k] = KSFX_LD(c, k);
+    KSFX(vact)(nk, KSFX(ALL_TANH), tc);
+    for (int k = 0; k < nk; k++) {
+        const KSFX(vec) i = KSFX_LD(g, k), f = KSFX_LD(g + H, k), gg = KSFX_LD(g + 2 * H, k);
+        const KSFX(vec) o = KSFX_LD(g + 3 * H, k), t = tc[k];
+        const KSFX(vec) dh = KSFX_LD(dy, k) + KSFX_LD(dhr, k);
+        const KSFX(vec) dct = KSFX_LD(dc, k) + dh * o * (1 - t * t);
+        KSFX_ST(g + 3 * H, k, dh * t * o * (1 - o));
+        KSFX_ST(g, k, dct * gg * i * (1 - i));
+        KSFX_ST(g + 2 * H, k, dct * i * (1 - gg * gg));
+        KSFX_ST(g + H, k, dct * KSFX_LD(cp, k) * f * (1 - f));
+        KSFX_ST(dc, k, dct * f);
+    }
+#undef KSFX_LD
+#undef KSFX_ST
+}
+
+/* The backward's cell pass of one step, rows [b0, b1), units [j0, j1):
+ * G (B, 4H) activated gates in, the gates' pre-activation gradients dG
+ * out; c, cp (B, H) c_t and c_{t-1}; dy (B, lddy) dL/dh_t from the output;
+ * dhr (B, H) dL/dh_t through h_{t+1}; dc (B, H) dL/dc_t in, dL/dc_{t-1}
+ * out.  A row masked out (m[b] = 0) gets dG = 0 and keeps dc.  Whole
+ * vectors with tanh(c_t) a group at a time (KSFX(vact)): the scalar loop
+ * it replaces ran a partial vector's units one by one (at H = 50, 2 units
+ * in scalar cost about as much as the 48 in vectors). */
+KATTR static void KSFX(cell_back)(int b0, int b1, int H, int j0, int j1, REAL *G,
+                                  const REAL *c, const REAL *cp, const REAL *dy, size_t lddy,
+                                  REAL *dhr, REAL *dc, const unsigned char *m)
+{
+    const int nv = (j1 - j0 + VL - 1) / VL;
+    for (int b = b0; b < b1; b++) {
+        REAL *g = G + (size_t)b * 4 * H;
+        if (m && !m[b]) {   /* no gradient through a skipped step's gates */
+            for (int q = 0; q < 4; q++) memset(g + (size_t)q * H + j0, 0, (size_t)(j1 - j0) * sizeof(REAL));
+            continue;
+        }
+        const size_t o = (size_t)b * H;
+        for (int v0 = 0; v0 < nv; v0 += KACT) {
+            const int nk = nv - v0 < KACT ? nv - v0 : KACT, j = j0 + v0 * VL;
+#define CELL(NK) KSFX(cell_back_vecs)(NK, H, j, j1, g, c + o, cp + o, dy + b * lddy, dhr + o, dc + o)
+            switch (nk) {
+            case 1: CELL(1); break;
+            case 2: CELL(2); break;
+            case 3: CELL(3); break;
+            case 4: CELL(4); break;
+            case 5: if (KACT >= 5) { CELL(5); } break;
+            case 6: if (KACT >= 6) { CELL(6); } break;
+            case 7: if (KACT >= 7) { CELL(7); } break;
+            default: if (KACT >= 8) { CELL(8); } break;
+            }
+#undef CELL
+        }
+    }
+}
+
+/* p[0 .. 4) in every group of 4 lanes. */
+static inline __attribute__((always_inline)) KATTR KSFX(vec) KSFX(bcast4)(const REAL *p)
+{
+#if CLSTM_X86 && KINTRIN && KVB == 64
+    if (sizeof(REAL) == 4) return (KSFX(vec))_mm512_broadcast_f32x4(_mm_loadu_ps((const float *)p));
+    return (KSFX(vec))_mm512_broadcast_f64x4(_mm256_loadu_pd((const double *)p));
+#elif CLSTM_X86 && KINTRIN && KVB == 32
+    if (sizeof(REAL) == 4) return (KSFX(vec))_mm256_broadcast_ps((const __m128 *)(const void *)p);
+    return *(const KSFX(vu) *)p;
+#else
+    KSFX(vec) v;
+    for (int l = 0; l < VL; l++) v[l] = p[l % 4];
+    return v;
+#endif
+}
+
+/* KSFX(back_rows) for a compact last block (w <= VL/4 units): its columns
+ * would fill a quarter of a vector or less, so the vector holds 4 of K's
+ * terms for each unit instead, lane 4q + g taking dG(b, 4kk + g) W_hh(4kk +
+ * g, j + q) summed over kk < H (pack_units' layout): H multiply-adds per row
+ * where a whole vector of columns took 4H (at H = 50, the block's vector
+ * was 2/16 used and a fifth of the step's product).  The groups of 4 are
+ * summed at the end. */
+static inline __attribute__((always_inline)) KATTR void KSFX(back_compact_rows)(
+    int mr, int H, const REAL *dG, const REAL *P, const unsigned char *m, REAL *dh, int b,
+    int j, int w)
+{
+    const size_t K = 4 * (size_t)H;
+    KSFX(vec) acc[KMR];
+    for (int r = 0; r < mr; r++) acc[r] = (KSFX(vec)){0};
+    const REAL *a = dG + (size_t)b * K;
+    for (int kk = 0; kk < H; kk++) {
+        const KSFX(vec) wv = *(const KSFX(vec) *)(P + (size_t)kk * VL);
+        for (int r = 0; r < mr; r++) acc[r] += KSFX(bcast4)(a + r * K + 4 * kk) * wv;
+    }
+    const KSFX(vb) iota = KSFX(iota)();
+    for (int r = 0; r < mr; r++) {
+        if (m && !m[b + r]) continue;
+        KSFX(vec) v = acc[r];
+        v += __builtin_shuffle(v, iota ^ 2);
+        v += __builtin_shuffle(v, iota ^ 1);
+        v = __builtin_shuffle(v, (iota * 4) & (VM_UINT)(VL - 1));   /* group q's sum to lane q */
+        KSFX(vstore_n)(dh + (size_t)(b + r) * H + j, v, w);
+    }
+}
+
 /* dh (B, H) rows [b0, b1), units of blocks [u0, u1) = dG_t (B, 4H) W_hh:
  * the recurrent product of one backward step, on W_hh packed by pack_units. */
 KATTR static void KSFX(back_step)(int b0, int b1, int H, const REAL *dG, const REAL *Pw,
                                   const unsigned char *m, REAL *dh, int u0, int u1)
 {
+    const int last = KSFX(unit_blocks)(H) - 1;
+    if (u1 > last && KSFX(compact)(H - last * VL)) {
+        const REAL *P = Pw + (size_t)last * 4 * H * VL;
+        for (int b = b0, mr; b < b1; b += mr) {
+            mr = KSFX(tile_rows)(b1 - b);
+#define BACKC(MR) KSFX(back_compact_rows)(MR, H, dG, P, m, dh, b, last * VL, H - last * VL)
+            KSFX_ROWS(mr, BACKC)
+#undef BACKC
+        }
+        u1 = last;
+    }
     for (int u = u0; u < u1; u += 4) {
         const int nv = u1 - u < 4 ? u1 - u : 4;
         const int j = u * VL, w = (H - j < nv * VL ? H - j : nv * VL);
