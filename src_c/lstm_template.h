@@ -68,7 +68,7 @@ typedef struct {
     void (*dots)(int rows, int n, int K, const REAL *A, size_t lda, const REAL *W, size_t ldw,
                  REAL beta, const unsigned char *m, REAL *C, size_t ldc);
     void (*gemm)(int M, int N, int K, const REAL *A, size_t am, size_t ak, const REAL *B,
-                 size_t bk, size_t bn, int acc_c, REAL *C, size_t ldc);
+                 size_t bk, int acc_c, REAL *C, size_t ldc);
     void (*weight_grads)(int TB, int I, int H, const REAL *dG, const REAL *x, const REAL *hp,
                          size_t ldh, int k_lo, int k_hi, int c0, int c1, REAL *dw_ih_t,
                          REAL *dw_hh_t, REAL *db);
@@ -469,8 +469,10 @@ typedef struct {
  * at ~60 GFLOP/s on Zen 4.  Where a chunk of X and h_{t-1} (I + H rows)
  * no longer fits in L2 with the panel, BLAS's blocking wins: the large shape
  * ran its products at ~96 GFLOP/s per core through BLAS, ~85 here.
- * dX: on the tile kernel where its rows are few (shares are panels of
- * columns and each thread packs only its part of W_ih), else BLAS. */
+ * dX: by dot products of dG's rows with w_ih_t's (K->dots) where its rows
+ * are few (shares are columns of dX, rows of w_ih_t, read in place; the
+ * tile kernel before had to pack W_ih transposed, and ran at ~53 GFLOP/s
+ * at (50,1,256,256)), else BLAS. */
 static void SFX(weight_grads)(const SFX(bwd_job) *J, int tid, int nt)
 {
     const SFX(kernels) *K = J->k;
@@ -486,7 +488,7 @@ static void SFX(weight_grads)(const SFX(bwd_job) *J, int tid, int nt)
             K->weight_grads(TB, I, H, J->gates, J->x, hp, J->ldh, k_lo, k_hi, c0, c1,
                             J->dw_ih_t, J->dw_hh_t, J->db);
             if (J->h0)
-                K->gemm(H, c1 - c0, B, J->h0, 1, H, dg0 + c0, G4, 1, 1, J->dw_hh_t + c0, G4);
+                K->gemm(H, c1 - c0, B, J->h0, 1, H, dg0 + c0, G4, 1, J->dw_hh_t + c0, G4);
         }
     } else {
         int i0, i1, m0, m1, c0, c1;
@@ -510,17 +512,12 @@ static void SFX(weight_grads)(const SFX(bwd_job) *J, int tid, int nt)
         }
     }
     if (J->dx_step) return;
-    const int pw = 4 * vl, panels = (I + pw - 1) / pw;
-    if (panels >= nt && TB < 4 * I) {
+    if (I >= 4 * nt && TB < 4 * I) {
         int x0, x1;
-        SFX(share_blocks)(I, pw, tid, nt, &x0, &x1);
-        if (x1 <= x0) return;
-        REAL *dx = J->dx + x0;
-        if (J->dx_beta != 0 && J->dx_beta != 1)
-            for (int r = 0; r < TB; r++)
-                for (int q = 0; q < x1 - x0; q++) dx[(size_t)r * I + q] *= J->dx_beta;
-        K->gemm(TB, x1 - x0, G4, J->gates, G4, 1, J->w_ih_t + (size_t)x0 * G4, 1, G4,
-                J->dx_beta != 0, dx, I);
+        SFX(share_blocks)(I, 4, tid, nt, &x0, &x1);
+        if (x1 > x0)
+            K->dots(TB, x1 - x0, G4, J->gates, G4, J->w_ih_t + (size_t)x0 * G4, G4, J->dx_beta,
+                    NULL, J->dx + x0, I);
     } else {
         int r0, r1;
         SFX(share)(TB, tid, nt, &r0, &r1);

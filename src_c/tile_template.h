@@ -519,57 +519,45 @@ KATTR static void KSFX(step)(int b0, int b1, const SFX(step_io) *s, const REAL *
     }
 }
 
-/* The backward's products after the recurrence (lstm_template.h), on the
- * tile kernel with B's columns packed a panel (4 vectors) at a time:
- *   C (M, N) (row stride ldc) = op(A) op(B), or += with acc_c
- *   op(A) (M, K): element (m, k) at A + m am + k ak, read in place (the rows
- *      of dG: am = 4H, ak = 1; the transposed x or h_{t-1}: am = 1, ak =
- *      their row stride, one k's mr values in one cache line)
- *   op(B) (K, N): element (k, n) at B + k bk + n bn (dG: bn = 1; W_ih from
- *      w_ih_t: bk = 1).
+/* The backward's weight gradients after the recurrence (lstm_template.h),
+ * on the tile kernel with B's columns packed a panel (4 vectors) at a time:
+ *   C (M, N) (row stride ldc) = op(A) B, or += with acc_c
+ *   op(A) (M, K): element (m, k) at A + m am + k ak, read in place (the
+ *      transposed x or h_{t-1}: am = 1, ak = their row stride, one k's mr
+ *      values in one cache line)
+ *   B (K, N): rows of dG, row stride bk.
  * A panel of B (kc <= KSFX_KC rows) is copied to a contiguous, zero-padded
  * buffer once and every row tile of C runs over it from L2: read in place,
  * dG's rows 2 KB or more apart fall in few cache sets (the earlier version
- * of this kernel lost to BLAS there), and W_ih must be transposed anyway. */
+ * of this kernel lost to BLAS there). */
 #define KSFX_KC CLSTM_GRAD_CHUNK
 
-/* bp (kc, PW) = B's rows [0, kc), columns [0, nw), zero past nw; colsum
- * (nw), if not NULL, += the column sums (db comes free with dG's panels). */
+/* bp (kc, PW) = B's rows [0, kc) (stride bk), columns [0, nw), zero past
+ * nw; colsum (nw), if not NULL, += the column sums (db comes free with dG's
+ * panels). */
 static inline __attribute__((always_inline)) KATTR void KSFX(pack_panel)(
-    int kc, int nw, const REAL *B, size_t bk, size_t bn, REAL *bp, REAL *colsum)
+    int kc, int nw, const REAL *B, size_t bk, REAL *bp, REAL *colsum)
 {
-    const int nv = (nw + VL - 1) / VL;
-    if (bn == 1) {   /* rows of B: copy whole vectors (the last through a zeroed copy) */
-        KSFX(vec) sum[4] = {{0}};
-        const int nfull = nw / VL, tail = nw - nfull * VL;
-        for (int k = 0; k < kc; k++) {
-            KSFX(vec) *d = (KSFX(vec) *)(bp + (size_t)k * PW);
-            const REAL *src = B + (size_t)k * bk;
-            for (int v = 0; v < nfull; v++) {
-                d[v] = *(const KSFX(vu) *)(src + v * VL);
-                sum[v] += d[v];
-            }
-            if (tail) {
-                d[nfull] = KSFX(vload_n)(src + nfull * VL, tail);
-                sum[nfull] += d[nfull];
-            }
+    const int nv = (nw + VL - 1) / VL, nfull = nw / VL, tail = nw - nfull * VL;
+    KSFX(vec) sum[4] = {{0}};
+    for (int k = 0; k < kc; k++) {   /* whole vectors, the last partial one masked */
+        KSFX(vec) *d = (KSFX(vec) *)(bp + (size_t)k * PW);
+        const REAL *src = B + (size_t)k * bk;
+        for (int v = 0; v < nfull; v++) {
+            d[v] = *(const KSFX(vu) *)(src + v * VL);
+            sum[v] += d[v];
         }
-        if (colsum)
-            for (int v = 0; v < nv; v++) {
-                REAL e[VL] __attribute__((aligned(KVB)));
-                *(KSFX(vec) *)e = sum[v];
-                for (int q = 0; q < VL && v * VL + q < nw; q++) colsum[v * VL + q] += e[q];
-            }
-    } else {         /* columns of B (bk == 1): 8 at a time, few enough to stay in
-                    * L1 when they are 4 KB apart (w_ih_t's rows at H = 256) */
-        for (int q0 = 0; q0 < nw; q0 += 8) {
-            const int qn = nw - q0 < 8 ? nw - q0 : 8;
-            for (int k = 0; k < kc; k++)
-                for (int q = 0; q < qn; q++) bp[(size_t)k * PW + q0 + q] = B[(size_t)(q0 + q) * bn + k];
+        if (tail) {
+            d[nfull] = KSFX(vload_n)(src + nfull * VL, tail);
+            sum[nfull] += d[nfull];
         }
-        for (int k = 0; k < kc; k++)
-            for (int q = nw; q < nv * VL; q++) bp[(size_t)k * PW + q] = 0;
     }
+    if (colsum)
+        for (int v = 0; v < nv; v++) {
+            REAL e[VL] __attribute__((aligned(KVB)));
+            *(KSFX(vec) *)e = sum[v];
+            for (int q = 0; q < VL && v * VL + q < nw; q++) colsum[v * VL + q] += e[q];
+        }
 }
 
 /* C (M, nw) = op(A) (M, kc) bp (kc, nw), or += unless zero: every row tile
@@ -602,7 +590,7 @@ static inline __attribute__((always_inline)) KATTR void KSFX(panel_rows)(
 /* C = op(A) op(B) (+= with acc_c), as above.  The panel buffer lives on
  * the thread's stack: KSFX_KC x PW elements, 64 KB at most. */
 KATTR static void KSFX(gemm)(int M, int N, int K, const REAL *A, size_t am, size_t ak,
-                             const REAL *B, size_t bk, size_t bn, int acc_c, REAL *C, size_t ldc)
+                             const REAL *B, size_t bk, int acc_c, REAL *C, size_t ldc)
 {
     REAL bp[KSFX_KC * PW] __attribute__((aligned(64)));
     if (K <= 0 && !acc_c)   /* an empty sum */
@@ -611,7 +599,7 @@ KATTR static void KSFX(gemm)(int M, int N, int K, const REAL *A, size_t am, size
         const int kc = K - k0 < KSFX_KC ? K - k0 : KSFX_KC;
         for (int n0 = 0; n0 < N; n0 += PW) {
             const int nw = N - n0 < PW ? N - n0 : PW;
-            KSFX(pack_panel)(kc, nw, B + (size_t)k0 * bk + (size_t)n0 * bn, bk, bn, bp, NULL);
+            KSFX(pack_panel)(kc, nw, B + (size_t)k0 * bk + n0, bk, bp, NULL);
             KSFX(panel_rows)(M, kc, nw, A + (size_t)k0 * ak, am, ak, bp, k0 == 0 && !acc_c,
                              C + n0, ldc);
         }
@@ -639,7 +627,7 @@ KATTR static void KSFX(weight_grads)(int TB, int I, int H, const REAL *dG, const
         const int h0k = k0 > k_lo ? k0 : k_lo, h1k = k0 + kc < k_hi ? k0 + kc : k_hi;
         for (int n0 = c0; n0 < c1; n0 += PW) {
             const int nw = c1 - n0 < PW ? c1 - n0 : PW;
-            KSFX(pack_panel)(kc, nw, dG + (size_t)k0 * G4 + n0, G4, 1, bp, db ? db + n0 : NULL);
+            KSFX(pack_panel)(kc, nw, dG + (size_t)k0 * G4 + n0, G4, bp, db ? db + n0 : NULL);
             KSFX(panel_rows)(I, kc, nw, x + (size_t)k0 * I, 1, I, bp, k0 == 0, dw_ih_t + n0, G4);
             if (h1k > h0k)
                 KSFX(panel_rows)(H, h1k - h0k, nw, hp + (size_t)(h0k - k_lo) * ldh, 1, ldh,

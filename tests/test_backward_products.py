@@ -1,7 +1,8 @@
 """The backward's products after the recurrence (dW_ih, dW_hh, db, dX) take
 different routes by shape: the core's tile kernel with threads sharing dG's
-columns, or BLAS where X and h_{t-1} are too wide for L2; dX by panels of
-columns where its rows are few, else by BLAS over rows; with few inputs dX
+columns, or BLAS where X and h_{t-1} are too wide for L2; dX by dot products
+(threads sharing its columns) where its rows are few, else by BLAS over
+rows; with few inputs dX
 by dot products inside the recurrence's steps instead.  The shapes below
 reach each route, with partial vectors and panels, several chunks of rows,
 one step, reverse directions (where dx accumulates) and h0.
@@ -21,10 +22,10 @@ from reference import ref_lstm
 # (T, B, I, H) and what each reaches (float64 lanes: 8 with AVX-512, 4 with
 # AVX2; a panel is 4 vectors; BLAS above (I + H) * 256 * 8 bytes = 1 MB)
 SHAPES = {
-    # 4H = 204: a partial vector; dX by 3 panels of columns (TB = 6 < 4 I),
-    # the last partial
+    # 4H = 204: a partial vector; dX by dot products (TB = 6 < 4 I), 70
+    # columns: a partial group of 4
     "own, partial vector and panel": (3, 2, 70, 51),
-    # I + H = 530 rows: dW by BLAS; dX by panels of columns
+    # I + H = 530 rows: dW by BLAS; dX by dot products
     "blas dW, own dX": (3, 2, 400, 130),
     # TB = 280 rows of dG: two chunks, h_{t-1}'s rows start and end inside
     # them; dX by BLAS over rows (TB >= 4 I)
