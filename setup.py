@@ -13,7 +13,8 @@ from Cython.Build import cythonize
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
-C_SOURCES = ["src_c/runtime.c", "src_c/activations.c", "src_c/lstm_f32.c", "src_c/lstm_f64.c"]
+C_SOURCES = ["src_c/runtime.c", "src_c/activations.c", "src_c/optim.c", "src_c/lstm_f32.c",
+             "src_c/lstm_f64.c"]
 
 
 def _compiles(compiler, cflags, ldflags=(), code="int main(void){return 0;}\n"):
@@ -34,7 +35,9 @@ def _compiles(compiler, cflags, ldflags=(), code="int main(void){return 0;}\n"):
 class BuildExt(build_ext):
     def build_extensions(self):
         cc = self.compiler
-        cflags = ["-O3", "-fno-trapping-math"]
+        # -fno-math-errno: the core never reads errno, and with errno to set
+        # GCC leaves loops that call sqrt scalar (src_c/optim.c)
+        cflags = ["-O3", "-fno-trapping-math", "-fno-math-errno"]
         ldflags = []
         if sys.platform == "win32" and cc.compiler_type == "msvc":
             cflags = ["/O2"]

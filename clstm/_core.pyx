@@ -33,6 +33,10 @@ cdef extern from "clstm.h" nogil:
     void clstm_tanh_array_f32(size_t n, const float *x, float *y)
     void clstm_sigmoid_array_f64(size_t n, const double *x, double *y)
     void clstm_tanh_array_f64(size_t n, const double *x, double *y)
+    void clstm_adam_f32(size_t n, const float *g, float *w, float *m, float *v, float alpha,
+                        float c1, float c2, float eps)
+    void clstm_adam_f64(size_t n, const double *g, double *w, double *m, double *v,
+                        double alpha, double c1, double c2, double eps)
     size_t clstm_forward_workspace(int T, int B, int In, int H, int train, int masked)
     size_t clstm_backward_workspace(int B, int H, int masked)
     size_t clstm_step_workspace(int B, int H)
@@ -287,3 +291,45 @@ def activation(cnp.ndarray x, cnp.ndarray y, bint tanh):
             clstm_tanh_array_f64(n, <double *>px, <double *>py)
         else:
             clstm_sigmoid_array_f64(n, <double *>px, <double *>py)
+
+
+cdef inline bint _flat(object a, int typenum, Py_ssize_t n, bint write):
+    """a is an exact ndarray of typenum, C-contiguous, aligned, of n elements."""
+    if not cnp.PyArray_CheckExact(a):
+        return False
+    cdef cnp.ndarray arr = <cnp.ndarray>a
+    return (cnp.PyArray_TYPE(arr) == typenum and cnp.PyArray_SIZE(arr) == n and
+            cnp.PyArray_IS_C_CONTIGUOUS(arr) and cnp.PyArray_ISALIGNED(arr) and
+            (not write or cnp.PyArray_ISWRITEABLE(arr)))
+
+
+def adam(g, w, m, v, double alpha, double c1, double c2, double eps):
+    """One Adam step in place, if every array fits: w, m, v (and g) exact
+    float32 or float64 ndarrays of w's dtype and size, C-contiguous, aligned,
+    w, m, v writeable, no two sharing memory.  Returns False, doing nothing,
+    when one does not (the caller runs the NumPy expressions), True when done."""
+    if not cnp.PyArray_CheckExact(w):
+        return False
+    cdef int typenum = cnp.PyArray_TYPE(<cnp.ndarray>w)
+    cdef Py_ssize_t n = cnp.PyArray_SIZE(<cnp.ndarray>w)
+    if typenum != cnp.NPY_FLOAT32 and typenum != cnp.NPY_FLOAT64:
+        return False
+    if not (_flat(w, typenum, n, True) and _flat(m, typenum, n, True) and
+            _flat(v, typenum, n, True) and _flat(g, typenum, n, False)):
+        return False
+    cdef size_t nbytes = <size_t>n * cnp.PyArray_ITEMSIZE(<cnp.ndarray>w)
+    cdef char *p[4]
+    p[0], p[1], p[2], p[3] = _ptr(g), _ptr(w), _ptr(m), _ptr(v)
+    cdef int i, j
+    for i in range(4):
+        for j in range(i + 1, 4):
+            if p[i] < p[j] + nbytes and p[j] < p[i] + nbytes:
+                return False
+    with nogil:
+        if typenum == cnp.NPY_FLOAT32:
+            clstm_adam_f32(<size_t>n, <float *>p[0], <float *>p[1], <float *>p[2], <float *>p[3],
+                           <float>alpha, <float>c1, <float>c2, <float>eps)
+        else:
+            clstm_adam_f64(<size_t>n, <double *>p[0], <double *>p[1], <double *>p[2],
+                           <double *>p[3], alpha, c1, c2, eps)
+    return True

@@ -55,6 +55,12 @@ void clstm_sigmoid_array_f32(size_t n, const float *x, float *y);
 void clstm_tanh_array_f32(size_t n, const float *x, float *y);
 void clstm_sigmoid_array_f64(size_t n, const double *x, double *y);
 void clstm_tanh_array_f64(size_t n, const double *x, double *y);
+/* One Adam step on n elements in one pass (optim.c): m += (g - m) c1,
+ * v += (g g - v) c2, w -= alpha m / (sqrt(v) + eps).  No two arrays overlap. */
+void clstm_adam_f32(size_t n, const float *g, float *w, float *m, float *v, float alpha,
+                    float c1, float c2, float eps);
+void clstm_adam_f64(size_t n, const double *g, double *w, double *m, double *v, double alpha,
+                    double c1, double c2, double eps);
 
 /* Workspace, in elements of the dtype, that clstm_lstm_forward needs:
  * train != 0 keeps all gates in the caller's `gates` array and needs less;

@@ -23,6 +23,7 @@ import numbers
 import warnings
 
 import numpy as np
+from .. import _core
 
 __all__ = ["Optimizer", "SGD", "Adam", "RMSprop", "Adagrad",
            "get", "serialize", "deserialize"]
@@ -408,6 +409,9 @@ class Adam(Optimizer):
         t = dt(self.iterations + 1)
         alpha = lr * np.sqrt(dt(1) - dt(self.beta_2) ** t) / (dt(1) - dt(self.beta_1) ** t)
         m, vel = slots["momentum"], slots["velocity"]
+        if not self.amsgrad and _core.adam(g, v, m, vel, alpha, 1 - self.beta_1,
+                                           1 - self.beta_2, self.epsilon):
+            return   # the same expressions in one pass (src_c/optim.c)
         m += (g - m) * dt(1 - self.beta_1)
         vel += (g * g - vel) * dt(1 - self.beta_2)
         if self.amsgrad:

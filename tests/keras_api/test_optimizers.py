@@ -161,6 +161,25 @@ def test_in_place_on_noncontiguous_views():
     assert np.all(base[:, ::2] < 0) and np.all(base[:, 1::2] == 0)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_adam_one_pass_kernel_matches_numpy_expressions(dtype):
+    # Contiguous arrays take the core's one-pass Adam (src_c/optim.c);
+    # strided views of the same values, the NumPy expressions: the same
+    # steps either way, to rounding.
+    w0, grads = _problem(dtype, steps=7)
+    fused = _run(optimizers.Adam(0.01), w0, grads)
+    views = [np.zeros(w.shape + (2,), dtype)[..., 0] for w in w0]
+    for v, w in zip(views, w0):
+        v[...] = w
+    assert not any(v.flags.c_contiguous for v in views)
+    opt = optimizers.Adam(0.01)
+    for gs in grads:
+        opt.apply(gs, views)
+    tol = dict(rtol=1e-12) if dtype == np.float64 else dict(rtol=2e-6, atol=1e-7)
+    for a, b in zip(fused, views):
+        np.testing.assert_allclose(a, b, **tol)
+
+
 def test_apply_gradients_pairs_and_reuse_of_variables():
     w0, grads = _problem(np.float64)
     a = _run(optimizers.Adam(0.01), w0, grads)
