@@ -142,16 +142,17 @@ def forward(cnp.ndarray x, cnp.ndarray w_ih_t, cnp.ndarray w_hh_t, bias, h0, c0,
 
 def backward(cnp.ndarray x, cnp.ndarray w_ih_t, cnp.ndarray w_hh_t, h0, c0, mask,
              cnp.ndarray y, int col, bint reverse, cnp.ndarray gates, cnp.ndarray cs, hs,
-             cnp.ndarray dy, int dcol, dhn, dcn, cnp.ndarray dx, double dx_beta,
+             dy, int dcol, dhn, dcn, cnp.ndarray dx, double dx_beta,
              cnp.ndarray dh0, cnp.ndarray dc0, cnp.ndarray dw_ih_t, cnp.ndarray dw_hh_t, db):
     """BPTT through one forward(train) call.  x, weights, h0, c0, mask, y, gates,
     cs, hs as that call had them (gates is overwritten with the gate
     gradients); dy (T, B, lddy) with this direction's gradient in columns
-    [dcol, dcol + H); dhn, dcn (B, H) or None; dx (T, B, I) = dx_beta * dx +
+    [dcol, dcol + H), or None (no gradient through the outputs); dhn, dcn (B, H) or None; dx (T, B, I) = dx_beta * dx +
     grad; dh0, dc0 (B, H), dw_ih_t (I, 4H), dw_hh_t (H, 4H) out; db (4H) out
     or None."""
     cdef int T = <int>x.shape[0], B = <int>x.shape[1], I = <int>x.shape[2]
-    cdef int H = <int>w_hh_t.shape[0], ldy = <int>y.shape[2], lddy = <int>dy.shape[2]
+    cdef int H = <int>w_hh_t.shape[0], ldy = <int>y.shape[2]
+    cdef int lddy = H if dy is None else <int>(<cnp.ndarray>dy).shape[2]
     cdef size_t nws = clstm_backward_workspace(B, H, mask is not None)
     cdef bint f32 = cnp.PyArray_TYPE(x) == cnp.NPY_FLOAT32
     cdef void *ws = _workspace(nws, 4 if f32 else 8)

@@ -91,7 +91,8 @@ int clstm_lstm_forward_##SFX(const clstm_blas *blas, int T, int B, int In, int H
     REAL *ws);                                                                   \
 /* Backward (BPTT) through the forward above, which ran with gates != NULL,    \
  * given the same x, weights, h0, c0, mask, y, gates, cs, hs.                   \
- * dy (T, B, lddy): gradient of the loss w.r.t. this direction's outputs;       \
+ * dy (T, B, lddy): gradient of the loss w.r.t. this direction's outputs, or    \
+ * NULL where none flows through them (a loss on the final state only);         \
  * dhn, dcn (B, H) or NULL: gradients w.r.t. the final state.                   \
  * Overwrites gates with the pre-activation gate gradients (T, B, 4H).          \
  * dx (T, B, In) = dx_beta * dx + gradient (dx_beta 0 or 1: a bidirectional    \

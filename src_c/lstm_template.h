@@ -554,7 +554,7 @@ static void SFX(backward_thread)(const SFX(bwd_job) *J, int tid, int nt)
         REAL *Gt = J->gates + (size_t)t * BG;
         const REAL *ct = J->cs + (size_t)t * BH;
         const REAL *cp = s == 0 ? J->c0 : J->cs + (size_t)tp * BH;
-        const REAL *dyt = J->dy + (size_t)t * B * J->lddy;
+        const REAL *dyt = J->dy ? J->dy + (size_t)t * B * J->lddy : NULL;
         if (n > 0) K->cell_back(b0, b1, H, j0, j1, Gt, ct, cp, dyt, J->lddy, J->dhr, J->dc, m);
         if (!J->by_batch) SFX(barrier)(J->bar, &sense);   /* the product needs all dG */
         if (J->dx_step && x1 > x0)

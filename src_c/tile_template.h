@@ -696,7 +696,7 @@ static inline __attribute__((always_inline)) KATTR void KSFX(cell_back_vecs)(
     for (int k = 0; k < nk; k++) {
         const KSFX(vec) i = KSFX_LD(g, k), f = KSFX_LD(g + H, k), gg = KSFX_LD(g + 2 * H, k);
         const KSFX(vec) o = KSFX_LD(g + 3 * H, k), t = tc[k];
-        const KSFX(vec) dh = KSFX_LD(dy, k) + KSFX_LD(dhr, k);
+        const KSFX(vec) dh = dy ? KSFX_LD(dy, k) + KSFX_LD(dhr, k) : KSFX_LD(dhr, k);
         const KSFX(vec) dct = KSFX_LD(dc, k) + dh * o * (1 - t * t);
         KSFX_ST(g + 3 * H, k, dh * t * o * (1 - o));
         KSFX_ST(g, k, dct * gg * i * (1 - i));
@@ -710,7 +710,8 @@ static inline __attribute__((always_inline)) KATTR void KSFX(cell_back_vecs)(
 
 /* The backward's cell pass of one step, rows [b0, b1), units [j0, j1):
  * G (B, 4H) activated gates in, the gates' pre-activation gradients dG
- * out; c, cp (B, H) c_t and c_{t-1}; dy (B, lddy) dL/dh_t from the output;
+ * out; c, cp (B, H) c_t and c_{t-1}; dy (B, lddy) dL/dh_t from the output
+ * or NULL (none);
  * dhr (B, H) dL/dh_t through h_{t+1}; dc (B, H) dL/dc_t in, dL/dc_{t-1}
  * out.  A row masked out (m[b] = 0) gets dG = 0 and keeps dc.  Whole
  * vectors with tanh(c_t) a group at a time (KSFX(vact)): the scalar loop
@@ -730,7 +731,8 @@ KATTR static void KSFX(cell_back)(int b0, int b1, int H, int j0, int j1, REAL *G
         const size_t o = (size_t)b * H;
         for (int v0 = 0; v0 < nv; v0 += KACT) {
             const int nk = nv - v0 < KACT ? nv - v0 : KACT, j = j0 + v0 * VL;
-#define CELL(NK) KSFX(cell_back_vecs)(NK, H, j, j1, g, c + o, cp + o, dy + b * lddy, dhr + o, dc + o)
+#define CELL(NK) KSFX(cell_back_vecs)(NK, H, j, j1, g, c + o, cp + o, dy ? dy + b * lddy : NULL, \
+                                      dhr + o, dc + o)
             switch (nk) {
             case 1: CELL(1); break;
             case 2: CELL(2); break;

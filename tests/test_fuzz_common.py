@@ -162,9 +162,10 @@ def _checked_backward(x, w_ih_t, w_hh_t, h0, c0, mask, y, col, reverse, gates, c
     assert 0 <= col and col + H <= y.shape[2]
     _arr(gates, "gates", dt, (T, B, 4 * H), out=True)
     _arr(cs, "cs", dt, (T, B, H))
-    assert dy.ndim == 3 and dy.shape[:2] == (T, B), f"dy: shape {dy.shape} for x {x.shape}"
-    _arr(dy, "dy", dt)
-    assert 0 <= dcol and dcol + H <= dy.shape[2], f"dy columns {dcol}+{H} of {dy.shape}"
+    if dy is not None:   # None: no gradient through the outputs
+        assert dy.ndim == 3 and dy.shape[:2] == (T, B), f"dy: shape {dy.shape} for x {x.shape}"
+        _arr(dy, "dy", dt)
+        assert 0 <= dcol and dcol + H <= dy.shape[2], f"dy columns {dcol}+{H} of {dy.shape}"
     _arr(dx, "dx", dt, (T, B, I), out=True)
     assert dx_beta in (0.0, 1.0)
     _arr(dh0, "dh0", dt, (B, H), out=True)

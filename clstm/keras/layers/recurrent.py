@@ -177,8 +177,8 @@ class LSTM(Layer):
         if self.return_sequences:
             dY = dy.transpose(1, 0, 2)
             dY = np.ascontiguousarray(dY[::-1] if self.go_backwards else dY)
-        else:
-            dY = np.zeros((T, B, H), self.dtype)
+        else:   # only h_T is an output: no gradient through the others
+            dY = None
             dhn = dy if dhn is None else dhn + dy
         dhn = None if dhn is None else np.require(dhn, self.dtype, ["C", "A"])
         w = self._weights
