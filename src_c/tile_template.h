@@ -290,9 +290,10 @@ static inline __attribute__((always_inline)) KATTR void KSFX(proj_rows)(
         }
 }
 
-/* A step's product for rows [b, b + mr) of one unit block: acc = [x_t h_{t-1}]
- * P, fused, or h_{t-1} P (nv vectors per panel row of stride ps). */
-static inline __attribute__((always_inline)) KATTR void KSFX(step_product)(
+/* A step's product for rows [b, b + mr) of one unit block, into the tile's
+ * registers: acc = [x_t h_{t-1}] P, fused, or h_{t-1} P (nv vectors per
+ * panel row of stride ps). */
+static inline __attribute__((always_inline)) KATTR void KSFX(step_acc)(
     int mr, int nv, const SFX(step_io) *s, const REAL *P, int ps, int b, KSFX(vec) acc[KMR][4])
 {
     const int I = s->I;
@@ -338,7 +339,7 @@ static inline __attribute__((always_inline)) KATTR void KSFX(step_compact_rows)(
 {
     const int H = s->H;
     KSFX(vec) acc[KMR][4], a[KMR], cp[KMR], c[KMR], h[KMR];
-    KSFX(step_product)(mr, 1, s, P, VL, b, acc);
+    KSFX(step_acc)(mr, 1, s, P, VL, b, acc);
     const KSFX(vec) bias = s->x ? KSFX(load_quarters)(s->bias + j, (size_t)H, w) : (KSFX(vec)){0};
     for (int r = 0; r < mr; r++) {
         const size_t row = (size_t)(b + r);
@@ -385,7 +386,7 @@ static inline __attribute__((always_inline)) KATTR void KSFX(step_rows)(
 {
     const int H = s->H, full = w == VL;
     KSFX(vec) acc[KMR][4];
-    KSFX(step_product)(mr, 4, s, P, PW, b, acc);
+    KSFX(step_acc)(mr, 4, s, P, PW, b, acc);
     /* add what the recurrent product adds to: the rows' input projections,
      * or (fused) the bias; and gather c_{t-1} */
     KSFX(vec) cp[KMR], c[KMR], h[KMR];
