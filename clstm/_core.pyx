@@ -147,9 +147,9 @@ def backward(cnp.ndarray x, cnp.ndarray w_ih_t, cnp.ndarray w_hh_t, h0, c0, mask
     """BPTT through one forward(train) call.  x, weights, h0, c0, mask, y, gates,
     cs, hs as that call had them (gates is overwritten with the gate
     gradients); dy (T, B, lddy) with this direction's gradient in columns
-    [dcol, dcol + H), or None (no gradient through the outputs); dhn, dcn (B, H) or None; dx (T, B, I) = dx_beta * dx +
-    grad; dh0, dc0 (B, H), dw_ih_t (I, 4H), dw_hh_t (H, 4H) out; db (4H) out
-    or None."""
+    [dcol, dcol + H), or None (no gradient through the outputs); dhn, dcn
+    (B, H) or None; dx (T, B, I) = dx_beta * dx + grad; dh0, dc0 (B, H),
+    dw_ih_t (I, 4H), dw_hh_t (H, 4H) out; db (4H) out or None."""
     cdef int T = <int>x.shape[0], B = <int>x.shape[1], I = <int>x.shape[2]
     cdef int H = <int>w_hh_t.shape[0], ldy = <int>y.shape[2]
     cdef int lddy = H if dy is None else <int>(<cnp.ndarray>dy).shape[2]

@@ -28,6 +28,7 @@
 
 #define VL ((int)(KVB / sizeof(REAL)))
 #define PW (4 * VL)
+#define KQ (VL >= 4 ? VL / 4 : 1)   /* lanes per quarter of a compact vector */
 
 typedef REAL KSFX(vec) __attribute__((vector_size(KVB)));
 
@@ -138,8 +139,7 @@ static inline __attribute__((always_inline)) KATTR KSFX(vb) KSFX(iota)(void)
 
 static inline __attribute__((always_inline)) KATTR KSFX(vb) KSFX(quarter2)(void)
 {
-    const int q = VL >= 4 ? VL / 4 : 1;
-    return (KSFX(vb))(KSFX(iota)() / (VM_UINT)q == 2);
+    return (KSFX(vb))(KSFX(iota)() / (VM_UINT)KQ == 2);
 }
 
 /* KSFX(vact) on the n <= KACT vectors v[0 .. n), which are v[k0 ..] of the
@@ -290,6 +290,24 @@ static inline __attribute__((always_inline)) KATTR void KSFX(proj_rows)(
         }
 }
 
+/* A row masked out of a step (padding), units j .. j + w: the state is
+ * carried (c_t = c_{t-1}, h_t = h_{t-1}), the output and the gates are 0. */
+static inline __attribute__((always_inline)) KATTR void KSFX(skip_units)(
+    const SFX(step_io) *s, size_t row, int j, int w)
+{
+    const int H = s->H;
+    const size_t o = row * H + j;
+    REAL *hrow = s->hs + row * s->ldhs + j, *yrow = s->y + row * s->ldy + j;
+    REAL *gout = s->Gout ? s->Gout + row * 4 * H + j : NULL;
+    for (int q = 0; q < w; q++) {
+        s->c[o + q] = s->cp[o + q];
+        hrow[q] = s->hp ? s->hp[row * s->ldhp + j + q] : 0;
+        if (yrow != hrow) yrow[q] = 0;
+        if (gout)
+            for (int g = 0; g < 4; g++) gout[(size_t)g * H + q] = 0;
+    }
+}
+
 /* A step's product for rows [b, b + mr) of one unit block, into the tile's
  * registers: acc = [x_t h_{t-1}] P, fused, or h_{t-1} P (nv vectors per
  * panel row of stride ps). */
@@ -311,8 +329,7 @@ static inline __attribute__((always_inline)) KATTR void KSFX(step_acc)(
  * permute; g < 0 rotates up). */
 static inline __attribute__((always_inline)) KATTR KSFX(vec) KSFX(quarter_down)(KSFX(vec) v, int g)
 {
-    const int q = VL >= 4 ? VL / 4 : 1;
-    return __builtin_shuffle(v, (KSFX(iota)() + (VM_UINT)(g * q)) & (VM_UINT)(VL - 1));
+    return __builtin_shuffle(v, (KSFX(iota)() + (VM_UINT)(g * KQ)) & (VM_UINT)(VL - 1));
 }
 
 /* w <= VL/4 units' gates of a row, src[g stride + q], as one vector in
@@ -320,7 +337,7 @@ static inline __attribute__((always_inline)) KATTR KSFX(vec) KSFX(quarter_down)(
 static inline __attribute__((always_inline)) KATTR KSFX(vec) KSFX(load_quarters)(
     const REAL *src, size_t stride, int w)
 {
-    const KSFX(vb) quarter = KSFX(iota)() / (VM_UINT)(VL >= 4 ? VL / 4 : 1);
+    const KSFX(vb) quarter = KSFX(iota)() / (VM_UINT)KQ;
     KSFX(vec) v = KSFX(vload_n)(src, w);
     for (int g = 1; g < 4; g++)
         v = KSFX(vsel)((KSFX(vb))(quarter == (VM_UINT)g),
@@ -355,14 +372,8 @@ static inline __attribute__((always_inline)) KATTR void KSFX(step_compact_rows)(
         const size_t row = (size_t)(b + r), o = row * H + j;
         REAL *hrow = s->hs + row * s->ldhs + j, *yrow = s->y + row * s->ldy + j;
         REAL *gout = s->Gout ? s->Gout + row * 4 * H + j : NULL;   /* activated gates, or none */
-        if (s->m && !s->m[row]) {    /* padding: state carried, output and gates 0 */
-            for (int q = 0; q < w; q++) {
-                s->c[o + q] = s->cp[o + q];
-                hrow[q] = s->hp ? s->hp[row * s->ldhp + j + q] : 0;
-                if (yrow != hrow) yrow[q] = 0;
-                if (gout)
-                    for (int g = 0; g < 4; g++) gout[(size_t)g * H + q] = 0;
-            }
+        if (s->m && !s->m[row]) {
+            KSFX(skip_units)(s, row, j, w);
             continue;
         }
         h[r] *= KSFX(quarter_down)(a[r], 3);
@@ -407,14 +418,8 @@ static inline __attribute__((always_inline)) KATTR void KSFX(step_rows)(
         REAL *gout = s->Gout ? s->Gout + row * 4 * H + j : NULL;   /* activated gates, or none */
         REAL *hrow = s->hs + row * s->ldhs + j, *yrow = s->y + row * s->ldy + j;
         REAL *ysep = yrow != hrow ? yrow : NULL;
-        if (s->m && !s->m[row]) {    /* padding: state carried, output and gates 0 */
-            for (int q = 0; q < w; q++) {
-                s->c[o + q] = s->cp[o + q];
-                hrow[q] = s->hp ? s->hp[row * s->ldhp + j + q] : 0;
-                if (ysep) ysep[q] = 0;
-                if (gout)
-                    for (int g = 0; g < 4; g++) gout[(size_t)g * H + q] = 0;
-            }
+        if (s->m && !s->m[row]) {
+            KSFX(skip_units)(s, row, j, w);
             continue;
         }
         if (full) {
@@ -588,7 +593,7 @@ static inline __attribute__((always_inline)) KATTR void KSFX(panel_rows)(
     }
 }
 
-/* C = op(A) op(B) (+= with acc_c), as above.  The panel buffer lives on
+/* C = op(A) B (+= with acc_c), as above.  The panel buffer lives on
  * the thread's stack: KSFX_KC x PW elements, 64 KB at most. */
 KATTR static void KSFX(gemm)(int M, int N, int K, const REAL *A, size_t am, size_t ak,
                              const REAL *B, size_t bk, int acc_c, REAL *C, size_t ldc)
@@ -671,13 +676,10 @@ static inline __attribute__((always_inline)) KATTR void KSFX(back_rows)(
     KSFX(tile)(mr, nv, 1, K, dG + (size_t)b * K, K, 1, P, VL, (size_t)K * VL, acc);
     for (int r = 0; r < mr; r++) {
         if (m && !m[b + r]) continue;
-        REAL t[4 * VL] __attribute__((aligned(KVB)));
-        for (int v = 0; v < nv; v++) *(KSFX(vec) *)(t + v * VL) = acc[r][v];
         REAL *out = dh + (size_t)(b + r) * H + j;
-        if (w == nv * VL)
-            for (int q = 0; q < nv * VL; q++) out[q] = t[q];
-        else
-            for (int q = 0; q < w; q++) out[q] = t[q];
+        for (int v = 0; v < nv; v++)
+            if ((v + 1) * VL <= w) *(KSFX(vu) *)(out + v * VL) = acc[r][v];
+            else KSFX(vstore_n)(out + v * VL, acc[r][v], w - v * VL);
     }
 }
 
@@ -898,3 +900,4 @@ KATTR static void KSFX(dots)(int rows, int n, int K, const REAL *A, size_t lda, 
 #undef KSFX_KC
 #undef VL
 #undef PW
+#undef KQ
