@@ -29,6 +29,8 @@ cdef extern from "clstm.h" nogil:
     int clstm_get_num_threads()
     int clstm_has_openmp()
     const char *clstm_simd_level()
+    void clstm_set_large_products(int mode)
+    int clstm_large_products()
     void clstm_sigmoid_array_f32(size_t n, const float *x, float *y)
     void clstm_tanh_array_f32(size_t n, const float *x, float *y)
     void clstm_sigmoid_array_f64(size_t n, const double *x, double *y)
@@ -274,6 +276,18 @@ def has_openmp():
 
 def simd_level():
     return clstm_simd_level().decode()
+
+
+def set_large_products(int mode):
+    """The backward's large products: -1 by the CPU (default), 0 through
+    BLAS, 1 on the core's tile kernels (for tests reaching both routes)."""
+    clstm_set_large_products(mode)
+
+
+def large_products():
+    """True where the backward's large products run on the core's tile
+    kernels (AVX-512 at full width), False where through BLAS."""
+    return bool(clstm_large_products())
 
 
 def activation(cnp.ndarray x, cnp.ndarray y, bint tanh):

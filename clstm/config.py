@@ -14,6 +14,8 @@ def config():
         "blas": blas_config or "scipy.linalg.cython_blas (library not identified)",
         "blas_library": path,
         "blas_threads": _threads.blas_num_threads(),
+        "large_products": ("core tile kernels (512-bit FMAs at full width)"
+                           if _core.large_products() else "BLAS"),
         "dtypes": "float32, float64",
     }
 

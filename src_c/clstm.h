@@ -49,6 +49,11 @@ int clstm_get_num_threads(void);
 int clstm_has_openmp(void);
 /* Name of the SIMD clone the elementwise kernels dispatch to on this CPU. */
 const char *clstm_simd_level(void);
+/* The backward's large products: -1 chosen by the CPU (default), 0 through
+ * BLAS, 1 on the core's tile kernels; clstm_large_products() reports the
+ * choice for 64-byte vectors (1: tile kernels). */
+void clstm_set_large_products(int mode);
+int clstm_large_products(void);
 /* y[i] = sigmoid(x[i]) / tanh(x[i]) for i < n, by the gate kernels' own
  * vectorized functions (accuracy: a few ulp, tests/test_activations.py). */
 void clstm_sigmoid_array_f32(size_t n, const float *x, float *y);

@@ -134,4 +134,12 @@ void clstm_barrier_wait(clstm_barrier *b, int *local_sense);
  * 4 (x86-64-v4, AVX-512), 3 (x86-64-v3, AVX2 + FMA) or 0 (baseline). */
 int clstm_isa_level(void);
 
+/* Whether the backward's large products (weight gradients where X and
+ * h_{t-1} outgrow L2, dX over many rows) run on the core's tile kernels,
+ * whose vectors are vector_bytes wide, rather than through BLAS: yes where
+ * they are 64-byte vectors on a CPU that executes 512-bit FMAs at full width
+ * (lstm_template.h's weight_grads has the figures).  clstm_set_large_products
+ * (-1: that rule, 0: BLAS, 1: the tile kernels) lets tests reach both. */
+int clstm_own_large_products(int vector_bytes);
+
 #endif

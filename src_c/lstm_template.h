@@ -68,7 +68,7 @@ typedef struct {
     void (*dots)(int rows, int n, int K, const REAL *A, size_t lda, const REAL *W, size_t ldw,
                  REAL beta, const unsigned char *m, REAL *C, size_t ldc);
     void (*gemm)(int M, int N, int K, const REAL *A, size_t am, size_t ak, const REAL *B,
-                 size_t bk, int acc_c, REAL *C, size_t ldc);
+                 size_t bk, size_t bn, int acc_c, REAL *C, size_t ldc);
     void (*weight_grads)(int TB, int I, int H, const REAL *dG, const REAL *x, const REAL *hp,
                          size_t ldh, int k_lo, int k_hi, int c0, int c1, REAL *dw_ih_t,
                          REAL *dw_hh_t, REAL *db);
@@ -467,28 +467,32 @@ typedef struct {
  * dG, once, for both products and db.  Split by rows of dW, as BLAS calls
  * must be, every thread read all of dG twice, and these skinny products ran
  * at ~60 GFLOP/s on Zen 4.  Where a chunk of X and h_{t-1} (I + H rows)
- * no longer fits in L2 with the panel, BLAS's blocking wins: the large shape
- * ran its products at ~96 GFLOP/s per core through BLAS, ~85 here.
+ * no longer fits in L2 with the panel, BLAS's blocking won on Zen 4 (the
+ * large shape's products at ~96 GFLOP/s per core through OpenBLAS's AVX2
+ * kernels, ~85 here); with 512-bit FMAs at full width (Zen 5) the tile
+ * kernel ran them at ~170, so clstm_own_large_products decides.
  * dX: by dot products of dG's rows with w_ih_t's (K->dots) where its rows
  * are few (shares are columns of dX, rows of w_ih_t, read in place; the
- * tile kernel before had to pack W_ih transposed, and ran at ~53 GFLOP/s
- * at (50,1,256,256)), else BLAS. */
+ * tile kernel, packing W_ih transposed, ran at ~53 GFLOP/s at
+ * (50,1,256,256)); else by rows of dX on the tile kernel (large products
+ * as above) or through BLAS. */
 static void SFX(weight_grads)(const SFX(bwd_job) *J, int tid, int nt)
 {
     const SFX(kernels) *K = J->k;
     const int T = J->T, B = J->B, I = J->I, H = J->H, G4 = 4 * H, TB = T * B, vl = K->vl;
+    const int own_large = clstm_own_large_products(vl * (int)sizeof(REAL));
     const REAL *dg0 = J->gates + (size_t)(J->reverse ? T - 1 : 0) * B * G4;  /* h0's step */
     /* dG's rows with a predecessor step [k_lo, k_hi), and their h_{t-1} */
     const int k_lo = J->reverse ? 0 : B, k_hi = J->reverse ? TB - B : TB;
     const REAL *hp = J->reverse ? J->hstates + (size_t)B * J->ldh : J->hstates;
-    if ((double)(I + H) * CLSTM_GRAD_CHUNK * sizeof(REAL) <= CLSTM_OWN_GRAD_BYTES) {
+    if (own_large || (double)(I + H) * CLSTM_GRAD_CHUNK * sizeof(REAL) <= CLSTM_OWN_GRAD_BYTES) {
         int c0, c1;
         SFX(share_blocks)(G4, vl, tid, nt, &c0, &c1);
         if (c1 > c0) {
             K->weight_grads(TB, I, H, J->gates, J->x, hp, J->ldh, k_lo, k_hi, c0, c1,
                             J->dw_ih_t, J->dw_hh_t, J->db);
             if (J->h0)
-                K->gemm(H, c1 - c0, B, J->h0, 1, H, dg0 + c0, G4, 1, J->dw_hh_t + c0, G4);
+                K->gemm(H, c1 - c0, B, J->h0, 1, H, dg0 + c0, G4, 1, 1, J->dw_hh_t + c0, G4);
         }
     } else {
         int i0, i1, m0, m1, c0, c1;
@@ -521,8 +525,12 @@ static void SFX(weight_grads)(const SFX(bwd_job) *J, int tid, int nt)
     } else {
         int r0, r1;
         SFX(share)(TB, tid, nt, &r0, &r1);
-        SFX(gemm_rm)(J->blas, 'N', 'T', r1 - r0, I, G4, 1, J->gates + (size_t)r0 * G4, G4,
-                     J->w_ih_t, G4, J->dx_beta, J->dx + (size_t)r0 * I, I);
+        if (own_large && r1 > r0)
+            K->gemm(r1 - r0, I, G4, J->gates + (size_t)r0 * G4, G4, 1, J->w_ih_t, 1, G4,
+                    J->dx_beta != 0, J->dx + (size_t)r0 * I, I);
+        else if (!own_large)
+            SFX(gemm_rm)(J->blas, 'N', 'T', r1 - r0, I, G4, 1, J->gates + (size_t)r0 * G4, G4,
+                         J->w_ih_t, G4, J->dx_beta, J->dx + (size_t)r0 * I, I);
     }
 }
 

@@ -1,5 +1,8 @@
 /* Thread count, workspace sizes and build facts shared by both dtypes. */
 #include "internal.h"
+#if CLSTM_HAVE_CLONES
+#include <cpuid.h>
+#endif
 #if defined(__unix__) || defined(__APPLE__)
 #include <sched.h>
 #define CLSTM_YIELD() sched_yield()
@@ -33,6 +36,42 @@ int clstm_isa_level(void)
 #endif
     return 0;
 }
+
+/* 1 where this CPU's AVX-512 FMAs are as wide as its datapath.  Zen 4 (AMD
+ * family 19h with AVX-512) runs each 512-bit FMA as two 256-bit halves: there
+ * the tile kernels' 64-byte vectors gain nothing over OpenBLAS's AVX2 code,
+ * whose blocking won on the large products (~96 against ~85 GFLOP/s a core,
+ * bench/RESULTS.md, session 5).  On Zen 5 (family 1Ah) the tile kernels ran
+ * them at ~170 GFLOP/s a core, OpenBLAS's AVX2 kernels at ~100. */
+static int clstm_full_width_avx512(void)
+{
+#if CLSTM_HAVE_CLONES
+    if (clstm_isa_level() < 4) return 0;
+    unsigned a, b, c, d;
+    if (!__get_cpuid(0, &a, &b, &c, &d)) return 1;
+    const int amd = b == 0x68747541u && d == 0x69746e65u && c == 0x444d4163u;  /* AuthenticAMD */
+    if (!__get_cpuid(1, &a, &b, &c, &d)) return 1;
+    unsigned family = (a >> 8) & 0xf;
+    if (family == 0xf) family += (a >> 20) & 0xff;
+    return !(amd && family == 0x19);
+#else
+    return 0;
+#endif
+}
+
+static int clstm_large_mode = -1;
+
+void clstm_set_large_products(int mode) { clstm_large_mode = mode < 0 ? -1 : mode > 0; }
+
+int clstm_own_large_products(int vector_bytes)
+{
+    static int full_width = -1;
+    if (clstm_large_mode >= 0) return clstm_large_mode;
+    if (full_width < 0) full_width = clstm_full_width_avx512();
+    return vector_bytes >= 64 && full_width;
+}
+
+int clstm_large_products(void) { return clstm_own_large_products(64); }
 
 const char *clstm_simd_level(void)
 {

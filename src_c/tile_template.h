@@ -566,6 +566,23 @@ static inline __attribute__((always_inline)) KATTR void KSFX(pack_panel)(
         }
 }
 
+/* bp (kc, PW) = B's rows [0, kc), columns [0, nw), zero past nw, from B
+ * stored by columns (element (k, n) at B + k + n bn): W_ih (4H, I) from
+ * w_ih_t (I, 4H) for dX.  Each column is read contiguously; a panel is
+ * packed once per call and serves every row tile. */
+static inline __attribute__((always_inline)) KATTR void KSFX(pack_panel_t)(
+    int kc, int nw, const REAL *B, size_t bn, REAL *bp)
+{
+    const int nv = (nw + VL - 1) / VL;
+    for (int n = 0; n < nw; n++) {
+        const REAL *src = B + (size_t)n * bn;
+        for (int k = 0; k < kc; k++) bp[(size_t)k * PW + n] = src[k];
+    }
+    if (nw < nv * VL)
+        for (int k = 0; k < kc; k++)
+            for (int n = nw; n < nv * VL; n++) bp[(size_t)k * PW + n] = 0;
+}
+
 /* C (M, nw) = op(A) (M, kc) bp (kc, nw), or += unless zero: every row tile
  * over one packed panel (nw <= PW). */
 static inline __attribute__((always_inline)) KATTR void KSFX(panel_rows)(
@@ -593,10 +610,13 @@ static inline __attribute__((always_inline)) KATTR void KSFX(panel_rows)(
     }
 }
 
-/* C = op(A) B (+= with acc_c), as above.  The panel buffer lives on
- * the thread's stack: KSFX_KC x PW elements, 64 KB at most. */
+/* C = op(A) B (+= with acc_c), as above; B by rows (bn = 1: element
+ * (k, n) at B + k bk + n) or by columns (bk = 1: at B + k + n bn).  The
+ * panel buffer lives on the thread's stack: KSFX_KC x PW elements, 64 KB
+ * at most. */
 KATTR static void KSFX(gemm)(int M, int N, int K, const REAL *A, size_t am, size_t ak,
-                             const REAL *B, size_t bk, int acc_c, REAL *C, size_t ldc)
+                             const REAL *B, size_t bk, size_t bn, int acc_c, REAL *C,
+                             size_t ldc)
 {
     REAL bp[KSFX_KC * PW] __attribute__((aligned(64)));
     if (K <= 0 && !acc_c)   /* an empty sum */
@@ -605,7 +625,9 @@ KATTR static void KSFX(gemm)(int M, int N, int K, const REAL *A, size_t am, size
         const int kc = K - k0 < KSFX_KC ? K - k0 : KSFX_KC;
         for (int n0 = 0; n0 < N; n0 += PW) {
             const int nw = N - n0 < PW ? N - n0 : PW;
-            KSFX(pack_panel)(kc, nw, B + (size_t)k0 * bk + n0, bk, bp, NULL);
+            const REAL *b = B + (size_t)k0 * bk + (size_t)n0 * bn;
+            if (bn == 1) KSFX(pack_panel)(kc, nw, b, bk, bp, NULL);
+            else KSFX(pack_panel_t)(kc, nw, b, bn, bp);
             KSFX(panel_rows)(M, kc, nw, A + (size_t)k0 * ak, am, ak, bp, k0 == 0 && !acc_c,
                              C + n0, ldc);
         }

@@ -1,11 +1,14 @@
 """The backward's products after the recurrence (dW_ih, dW_hh, db, dX) take
 different routes by shape: the core's tile kernel with threads sharing dG's
-columns, or BLAS where X and h_{t-1} are too wide for L2; dX by dot products
-(threads sharing its columns) where its rows are few, else by BLAS over
-rows; with few inputs dX
+columns, or, where X and h_{t-1} are too wide for L2, the "large products"
+route (the tile kernel on CPUs with full-width AVX-512, else BLAS); dX by
+dot products (threads sharing its columns) where its rows are few, else over
+rows (threads sharing them) by the large products route; with few inputs dX
 by dot products inside the recurrence's steps instead.  The shapes below
 reach each route, with partial vectors and panels, several chunks of rows,
-one step, reverse directions (where dx accumulates) and h0.
+one step, reverse directions (where dx accumulates) and h0, and run with the
+large products forced through BLAS and onto the tile kernel
+(_core.set_large_products), whatever this CPU would choose.
 
 Gradients are checked against the float64 NumPy reference through
 directional derivatives: for a random direction V of one parameter (or of x,
@@ -17,6 +20,7 @@ import numpy as np
 import pytest
 
 import clstm
+from clstm import _core
 from reference import ref_lstm
 
 # (T, B, I, H) and what each reaches (float64 lanes: 8 with AVX-512, 4 with
@@ -28,8 +32,13 @@ SHAPES = {
     # I + H = 530 rows: dW by BLAS; dX by dot products
     "blas dW, own dX": (3, 2, 400, 130),
     # TB = 280 rows of dG: two chunks, h_{t-1}'s rows start and end inside
-    # them; dX by BLAS over rows (TB >= 4 I)
+    # them (dx in the steps: I <= 8)
     "own, two chunks of rows": (70, 4, 5, 20),
+    # dX over rows (TB = 120 >= 4 I): 21 columns, a partial panel; 4H = 36
+    "dX over rows, partial panel": (40, 3, 21, 9),
+    # dX over rows: I = 70 columns, two or three panels; 4H = 280 > 256: two
+    # chunks of dG's columns (the transposed W_ih panels)
+    "dX over rows, panels and chunks": (50, 6, 70, 70),
     # one step: dW_hh is h0's term alone
     "one step": (1, 3, 6, 10),
     # I <= 8: dx_t by dot products in each step (4H = 52: a partial vector);
@@ -49,6 +58,14 @@ def _ref_loss(x, params, h0, c0, bidir, weights):
     y, hn, cn = ref_lstm(x, params, 1, bidir, h0, c0)
     ry, rh, rc = weights
     return float(np.sum(y * ry) + np.sum(hn * rh) + np.sum(cn * rc))
+
+
+@pytest.fixture(params=["blas", "tile"], autouse=True)
+def large_products(request):
+    """Each test runs with the large products through BLAS, then on the tile kernel."""
+    _core.set_large_products({"blas": 0, "tile": 1}[request.param])
+    yield request.param
+    _core.set_large_products(-1)
 
 
 def _core_grads(shape, bidir, threads, dtype, seed=0):
@@ -119,8 +136,8 @@ def test_float32_gradients_follow_float64(name, threads):
         assert np.abs(g32[key] - want).max() <= 2e-4 * scale, key
 
 
-def test_float32_blas_route_for_wide_inputs():
-    # float32 reaches BLAS's dW at I + H > 1024
+def test_float32_large_route_for_wide_inputs():
+    # float32 reaches the large products' dW at I + H > 1024
     shape = (2, 2, 1000, 40)
     for threads in (1, 2):
         g64 = _core_grads(shape, False, threads, np.float64)[-1]
