@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 import clstm
+from clstm import _core
 
 
 def test_threads_round_trip():
@@ -27,6 +28,19 @@ def test_show_config_names_the_parts():
     for key in ("simd", "openmp", "threads", "blas", "dtypes"):
         assert key in text
     assert "float32, float64" in text
+
+
+def test_show_config_reports_the_large_products_route():
+    # the CPU's choice by default; forced either way, the report follows
+    try:
+        for mode, says in ((0, "BLAS"), (1, "core tile kernels")):
+            _core.set_large_products(mode)
+            assert _core.large_products() == bool(mode)
+            assert clstm.config.config()["large_products"].startswith(says)
+    finally:
+        _core.set_large_products(-1)
+    want = "core tile kernels" if _core.large_products() else "BLAS"
+    assert clstm.config.config()["large_products"].startswith(want)
 
 
 def test_cli_info_and_help(tmp_path):
