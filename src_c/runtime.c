@@ -1,6 +1,6 @@
 /* Thread count, workspace sizes and build facts shared by both dtypes. */
 #include "internal.h"
-#if CLSTM_HAVE_CLONES
+#if CLSTM_X86 && defined(__GNUC__)
 #include <cpuid.h>
 #endif
 #if defined(__unix__) || defined(__APPLE__)
@@ -45,8 +45,12 @@ int clstm_isa_level(void)
  * them at ~170 GFLOP/s a core, OpenBLAS's AVX2 kernels at ~100. */
 static int clstm_full_width_avx512(void)
 {
+#if CLSTM_X86 && defined(__GNUC__)
 #if CLSTM_HAVE_CLONES
     if (clstm_isa_level() < 4) return 0;
+#elif !defined(__AVX512F__)
+    return 0;   /* no AVX-512 kernels in this build (a native one has them) */
+#endif
     unsigned a, b, c, d;
     if (!__get_cpuid(0, &a, &b, &c, &d)) return 1;
     const int amd = b == 0x68747541u && d == 0x69746e65u && c == 0x444d4163u;  /* AuthenticAMD */
