@@ -525,12 +525,12 @@ static void SFX(weight_grads)(const SFX(bwd_job) *J, int tid, int nt)
     } else {
         int r0, r1;
         SFX(share)(TB, tid, nt, &r0, &r1);
-        if (own_large && r1 > r0)
-            K->gemm(r1 - r0, I, G4, J->gates + (size_t)r0 * G4, G4, 1, J->w_ih_t, 1, G4,
-                    J->dx_beta != 0, J->dx + (size_t)r0 * I, I);
-        else if (!own_large)
+        if (!own_large)
             SFX(gemm_rm)(J->blas, 'N', 'T', r1 - r0, I, G4, 1, J->gates + (size_t)r0 * G4, G4,
                          J->w_ih_t, G4, J->dx_beta, J->dx + (size_t)r0 * I, I);
+        else if (r1 > r0)   /* (no rows: no panels to pack) */
+            K->gemm(r1 - r0, I, G4, J->gates + (size_t)r0 * G4, G4, 1, J->w_ih_t, 1, G4,
+                    J->dx_beta != 0, J->dx + (size_t)r0 * I, I);
     }
 }
 

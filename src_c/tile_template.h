@@ -568,15 +568,17 @@ static inline __attribute__((always_inline)) KATTR void KSFX(pack_panel)(
 
 /* bp (kc, PW) = B's rows [0, kc), columns [0, nw), zero past nw, from B
  * stored by columns (element (k, n) at B + k + n bn): W_ih (4H, I) from
- * w_ih_t (I, 4H) for dX.  Each column is read contiguously; a panel is
- * packed once per call and serves every row tile. */
+ * w_ih_t (I, 4H) for dX.  Columns 8 at a time, few enough streams to stay
+ * in L1 when they are 4 KB apart (w_ih_t's rows at H = 256), each row of
+ * the 64 KB panel written a line at a time. */
 static inline __attribute__((always_inline)) KATTR void KSFX(pack_panel_t)(
     int kc, int nw, const REAL *B, size_t bn, REAL *bp)
 {
     const int nv = (nw + VL - 1) / VL;
-    for (int n = 0; n < nw; n++) {
-        const REAL *src = B + (size_t)n * bn;
-        for (int k = 0; k < kc; k++) bp[(size_t)k * PW + n] = src[k];
+    for (int q0 = 0; q0 < nw; q0 += 8) {
+        const int qn = nw - q0 < 8 ? nw - q0 : 8;
+        for (int k = 0; k < kc; k++)
+            for (int q = 0; q < qn; q++) bp[(size_t)k * PW + q0 + q] = B[(size_t)(q0 + q) * bn + k];
     }
     if (nw < nv * VL)
         for (int k = 0; k < kc; k++)
