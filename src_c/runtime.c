@@ -45,12 +45,9 @@ int clstm_isa_level(void)
  * them at ~170 GFLOP/s a core, OpenBLAS's AVX2 kernels at ~100. */
 static int clstm_full_width_avx512(void)
 {
-#if CLSTM_X86 && defined(__GNUC__)
-#if CLSTM_HAVE_CLONES
-    if (clstm_isa_level() < 4) return 0;
-#elif !defined(__AVX512F__)
-    return 0;   /* no AVX-512 kernels in this build (a native one has them) */
-#endif
+    /* AVX-512 kernels: a clone picked at run time, or a native build's */
+#if CLSTM_X86 && defined(__GNUC__) && (CLSTM_HAVE_CLONES || defined(__AVX512F__))
+    if (CLSTM_HAVE_CLONES && clstm_isa_level() < 4) return 0;
     unsigned a, b, c, d;
     if (!__get_cpuid(0, &a, &b, &c, &d)) return 1;
     const int amd = b == 0x68747541u && d == 0x69746e65u && c == 0x444d4163u;  /* AuthenticAMD */
