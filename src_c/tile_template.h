@@ -597,6 +597,10 @@ static inline __attribute__((always_inline)) KATTR void KSFX(panel_rows)(
         const REAL *Am = A + (size_t)m * am;
         REAL *c = C + (size_t)m * ldc;
         KSFX(vec) t[KMR][4];
+        /* the next tile's rows of C, which lie 4H apart (dW) and in L3 by
+         * then: fetched during this tile rather than at its start */
+        for (int r = mr; r < 2 * mr && m + r < M; r++)
+            for (int v = 0; v < nv; v++) __builtin_prefetch(c + r * ldc + v * VL, 1, 3);
         if (!zero)
             for (int r = 0; r < mr; r++)
                 for (int v = 0; v < nv; v++)
