@@ -246,6 +246,8 @@ class LSTM:
         mask = self._mask(mask, T, B, batched)
         hn = np.empty((L * D, B, H), self.dtype)
         cn = np.empty((L * D, B, H), self.dtype)
+        if train:   # superseded: its arrays may serve this call (_train_array)
+            self.__dict__["_cache"] = None
         arrays = self._core_arrays
         layers = []
         inp = x
@@ -256,9 +258,9 @@ class LSTM:
                 k = layer * D + d
                 sfx = f"_l{layer}" + ("_reverse" if d else "")
                 bias = arrays["bias_ih" + sfx] + arrays["bias_hh" + sfx] if self.bias else None
-                gates = np.empty((T, B, 4 * H), self.dtype) if train else None
-                cs = np.empty((T, B, H), self.dtype) if train else None
-                hs = np.empty((T, B, H), self.dtype) if train and mask is not None else None
+                gates = self._train_array("gates" + sfx, (T, B, 4 * H)) if train else None
+                cs = self._train_array("cs" + sfx, (T, B, H)) if train else None
+                hs = self._train_array("hs" + sfx, (T, B, H)) if train and mask is not None else None
                 h0k = None if h0 is None else h0[k]
                 c0k = None if c0 is None else c0[k]
                 if T == 0 or B == 0:
@@ -412,6 +414,21 @@ class LSTM:
             a = pool[key] = np.empty(shape, self.dtype)
         if not written:
             a[...] = 0
+        return a
+
+    def _train_array(self, key, shape):
+        """An uninitialized array `key` of what backward() needs (the gates,
+        c_t, h_t of forward(train=True)): the last call's, once backward() or a
+        new training forward has let it go, else a new one.  Above glibc's
+        largest mmap threshold (32 MB) every new array is mapped afresh and
+        each page faults and is zeroed in the forward: at (50,64,512,1024),
+        52 MB of gates, ~10% of the training forward at 2 threads."""
+        pool = self.__dict__.setdefault("_train_pool", {})
+        a = pool.get(key)
+        # references when free: the pool, `a`, getrefcount's argument
+        if a is None or a.shape != shape or a.dtype != self.dtype or sys.getrefcount(a) > 3:
+            a = pool[key] = None   # the old one goes before the new one comes
+            a = pool[key] = np.empty(shape, self.dtype)
         return a
 
     def backward(self, dy, dstate=None):
