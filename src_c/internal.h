@@ -46,9 +46,10 @@
  * barrier per step costs about a microsecond on a shared 2-core machine. */
 #define CLSTM_THREAD_MIN_FLOPS (256.0 * 1024)
 
-/* The backward's recurrent product hands its unit blocks out dynamically
- * (lstm_template.h) from this many flops per step: below, the second
- * barrier per step it needs costs more than an uneven split. */
+/* The recurrent products hand their unit blocks out dynamically
+ * (lstm_template.h) from this many flops per step: below, an uneven split
+ * costs less than the backward's second barrier per step, and than the
+ * forward's panels coming from the other core's cache. */
 #define CLSTM_DYNAMIC_MIN_FLOPS (4.0e6)
 
 /* Threads split the batch rather than the hidden units when each gets at

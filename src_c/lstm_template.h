@@ -326,8 +326,11 @@ static void SFX(forward_thread)(const SFX(fwd_job) *J, int tid, int nt)
      * one core often runs slower than the other, and with fixed shares
      * every step waited for it (the large shape at 2 threads was 1.34x
      * 1 thread's speed on such a host, ORT's 1.46x).  The same block gives
-     * the same numbers whichever thread computes it. */
-    const int dyn = !J->by_batch && nt > 1;
+     * the same numbers whichever thread computes it.  Small steps keep
+     * fixed shares: there the product streams each thread's panels from
+     * its own L2, and blocks that move between threads come from L3. */
+    const int dyn = !J->by_batch && nt > 1 &&
+                    2.0 * B * 4 * H * (H + (J->fused ? I : 0)) >= CLSTM_DYNAMIC_MIN_FLOPS;
     /* the step's panels compact (a small last block), the projection's not */
     if (J->fused)   /* one panel per block over [W_ih^T; W_hh^T] */
         K->pack_gates(I, J->w_ih_t, H, J->w_hh_t, H, p0, p1, 1, J->phh);
