@@ -128,6 +128,19 @@ static inline int clstm_counter_take(int *next, int s)
 {
     return __atomic_fetch_add(&next[s & 1], 1, __ATOMIC_RELAXED);
 }
+/* Two threads taking n < 32768 items from both ends of step s's counter:
+ * thread 0 from the front, thread 1 from the back, so each keeps mostly the
+ * same items from step to step; -1 when none is left.  One atomic add of
+ * either half; an item is given out iff the two halves before the add
+ * summed to less than n. */
+static inline int clstm_counter_take_end(int *next, int s, int tid, int n)
+{
+    const unsigned old = (unsigned)__atomic_fetch_add(&next[s & 1], tid ? 1 << 16 : 1,
+                                                      __ATOMIC_RELAXED);
+    const int f = (int)(old & 0xffff), b = (int)(old >> 16);
+    if (f + b >= n) return -1;
+    return tid ? n - 1 - b : f;
+}
 /* local_sense: the caller's own flag, 0 before its first wait */
 void clstm_barrier_wait(clstm_barrier *b, int *local_sense);
 
