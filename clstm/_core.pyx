@@ -8,6 +8,8 @@ passed to C as function pointers.
 """
 from libc.stdlib cimport malloc, free
 from libc.stddef cimport size_t
+from libc.limits cimport INT_MAX
+cimport cython
 cimport numpy as cnp
 from scipy.linalg.cython_blas cimport sgemm, dgemm
 
@@ -208,22 +210,74 @@ cdef inline bint _fits(object a, int typenum, int ndim, Py_ssize_t d0, Py_ssize_
     return True
 
 
+cdef enum:
+    # B*H*(I+H) (a quarter of one layer's multiply-adds) below which step() keeps the GIL
+    STEP_NOGIL_MIN = 16384
+
+
+cdef inline void _step_layer(bint f32, int B, int I, int H, char *x, char *w_ih_t, char *w_hh_t,
+                             char *b_ih, char *b_hh, char *h, char *c, char *h_out, char *c_out,
+                             void *ws) noexcept nogil:
+    if f32:
+        clstm_lstm_step_f32(&_blas, B, I, H, <float *>x, <float *>w_ih_t, <float *>w_hh_t,
+                            <float *>b_ih, <float *>b_hh, <float *>h, <float *>c,
+                            <float *>h_out, <float *>c_out, <float *>ws)
+    else:
+        clstm_lstm_step_f64(&_blas, B, I, H, <double *>x, <double *>w_ih_t, <double *>w_hh_t,
+                            <double *>b_ih, <double *>b_hh, <double *>h, <double *>c,
+                            <double *>h_out, <double *>c_out, <double *>ws)
+
+
+@cython.wraparound(True)
+def lstm_step(self, x, state=None, out=None):
+    """One time step of online inference (a unidirectional LSTM).
+
+    x: (B, input_size), or (input_size,) for one sequence.
+    state: (h, c), each (num_layers, B, H) (unbatched: (num_layers, H)),
+    or None for zeros.  out: optional (h, c) arrays of that shape, C-contiguous
+    in the LSTM's dtype, that receive the new state (they may be `state`
+    itself): then nothing is allocated.  Returns (y_t, (h, c)): y_t (B, H),
+    the last layer's output, is a view of the new h.
+
+    clstm.LSTM.step is this function: the call that fits (tuples of arrays
+    that fit as they are) runs here without a Python frame; everything else
+    goes to LSTM._step_slow, which checks, converts and allocates.
+    """
+    cdef dict d = <dict>self.__dict__
+    # set by the first _step_slow of a unidirectional LSTM
+    layers = d.get("_step_layers_cache")
+    if layers is not None and type(state) is tuple and type(out) is tuple and \
+            len(<tuple>state) == 2 and len(<tuple>out) == 2:
+        h_out = (<tuple>out)[0]
+        if _step(x, <tuple>layers, (<tuple>state)[0], (<tuple>state)[1], h_out, (<tuple>out)[1],
+                 d["_typenum"], d["input_size"], d["hidden_size"]):
+            return h_out[-1], out
+    return self._step_slow(x, state, out)
+
+
 def step(x, tuple layers, h, c, h_out, c_out, int typenum, int I, int H):
+    """_step for Python callers (LSTM._step_slow)."""
+    return bool(_step(x, layers, h, c, h_out, c_out, typenum, I, H))
+
+
+cdef int _step(x, tuple layers, h, c, h_out, c_out, int typenum, int I, int H) except -1:
     """One time step through a stack of unidirectional layers, if every array
     fits: x (B, I); h, c (L, B, H) in; h_out, c_out (L, B, H) out, writeable
     (may be h and c); all of dtype `typenum`, C-contiguous.  layers: per
     layer (w_ih_t (I_k, 4H), w_hh_t (H, 4H), b_ih or None, b_hh or None),
     the LSTM's own arrays.  Layer k's input is layer k-1's new h.  Returns
-    False, doing nothing, when an array does not fit (the caller converts
-    and calls again), True when done."""
+    0, doing nothing, when an array does not fit (the caller converts
+    and calls again), 1 when done."""
     cdef int L = <int>len(layers)
     if not cnp.PyArray_CheckExact(x) or cnp.PyArray_NDIM(<cnp.ndarray>x) != 2:
-        return False
+        return 0
     cdef Py_ssize_t B = (<cnp.ndarray>x).shape[0]
+    if B > INT_MAX:             # the core takes the batch as a C int
+        return 0
     if not (_fits(x, typenum, 2, B, I, 0, False) and _fits(h, typenum, 3, L, B, H, False)
             and _fits(c, typenum, 3, L, B, H, False) and _fits(h_out, typenum, 3, L, B, H, True)
             and _fits(c_out, typenum, 3, L, B, H, True)):
-        return False
+        return 0
     cdef bint f32 = typenum == cnp.NPY_FLOAT32
     cdef size_t BH = <size_t>B * H
     # small steps use this stack buffer: step() with out= allocates nothing
@@ -247,18 +301,15 @@ def step(x, tuple layers, h, c, h_out, c_out, int typenum, int I, int H):
         pwi, pwh, pbi, pbh = _ptr(w_ih_t), _ptr(w_hh_t), _ptr(b_ih), _ptr(b_hh)
         ph, pc = _ptr(h, k * BH), _ptr(c, k * BH)
         pho, pco = _ptr(h_out, k * BH), _ptr(c_out, k * BH)
-        with nogil:
-            if f32:
-                clstm_lstm_step_f32(&_blas, <int>B, Ik, H, <float *>px, <float *>pwi,
-                    <float *>pwh, <float *>pbi, <float *>pbh, <float *>ph, <float *>pc,
-                    <float *>pho, <float *>pco, <float *>ws)
-            else:
-                clstm_lstm_step_f64(&_blas, <int>B, Ik, H, <double *>px, <double *>pwi,
-                    <double *>pwh, <double *>pbi, <double *>pbh, <double *>ph, <double *>pc,
-                    <double *>pho, <double *>pco, <double *>ws)
+        if BH * (Ik + H) < STEP_NOGIL_MIN:
+            # dropping and retaking the GIL costs more than such a step
+            _step_layer(f32, <int>B, Ik, H, px, pwi, pwh, pbi, pbh, ph, pc, pho, pco, ws)
+        else:
+            with nogil:
+                _step_layer(f32, <int>B, Ik, H, px, pwi, pwh, pbi, pbh, ph, pc, pho, pco, ws)
     if ws != <void *>stack_ws:
         free(ws)
-    return True
+    return 1
 
 
 def set_num_threads(int n):

@@ -287,34 +287,15 @@ class LSTM:
         # no dropout after the last layer, as in PyTorch
         return self._output(layers[-1]["y"], batched), self._state_out(hn, cn, batched)
 
-    def step(self, x, state=None, out=None):
-        """One time step of online inference (a unidirectional LSTM).
-
-        x: (B, input_size), or (input_size,) for one sequence.
-        state: (h, c), each (num_layers, B, H) (unbatched: (num_layers, H)),
-        or None for zeros.  out: optional (h, c) arrays of that shape, C-contiguous
-        in the LSTM's dtype, that receive the new state (they may be `state`
-        itself): then nothing is allocated.  Returns (y_t, (h, c)): y_t (B, H),
-        the last layer's output, is a view of the new h.
-        """
-        if self.bidirectional:
-            raise ValueError("step() runs one time step forward; a bidirectional LSTM needs "
-                             "the whole sequence: use forward()")
-        if type(state) is tuple and type(out) is tuple and len(state) == 2 and len(out) == 2:
-            # fast path: the core checks every array and runs, or declines.  It
-            # takes the batch as a C int: larger batches go the checked way (len:
-            # the cheapest test, ~30 ns; what has no len goes that way too)
-            try:
-                fits = len(x) <= INT_MAX
-            except Exception:        # noqa: BLE001 - the checked path says what is wrong
-                fits = False
-            if fits and _core.step(x, self._step_layers(), state[0], state[1], out[0], out[1],
-                                   self._typenum, self.input_size, self.hidden_size):
-                return out[0][-1], out
-        return self._step_slow(x, state, out)
+    # (B, I) -> ((B, H), state): one time step of online inference; in C, so that
+    # a call with out= buffers costs no Python frame (docstring in _core.lstm_step)
+    step = _core.lstm_step
 
     def _step_slow(self, x, state, out):
         """step() for inputs that need checking, converting or allocating."""
+        if self.bidirectional:
+            raise ValueError("step() runs one time step forward; a bidirectional LSTM needs "
+                             "the whole sequence: use forward()")
         x = asarray(x, "x")
         if x.dtype.kind != "f":
             raise TypeError(f"x must be a floating-point array, got dtype {x.dtype}")
