@@ -56,6 +56,8 @@ def positive_int(value, name, minimum=1):
 
 def check_blas_dims(T, B, I, H):
     """Refuse shapes whose GEMM dimensions overflow a 32-bit BLAS int."""
+    if T * B <= INT_MAX and 4 * H <= INT_MAX and I <= INT_MAX:   # every call: keep it cheap
+        return
     dims = {"T*B": T * B, "4*hidden_size": 4 * H, "input_size": I}
     for what, n in dims.items():
         if n > INT_MAX:

@@ -191,6 +191,10 @@ class LSTM:
     def _seq_major(self, a, batched):
         """A user-layout sequence array as contiguous, aligned (T, B, F) of
         our dtype (np.ascontiguousarray alone would pass an unaligned buffer)."""
+        if batched and not self.batch_first and type(a) is np.ndarray and a.dtype == self.dtype:
+            flags = a.flags     # already as the core wants it: np.require costs ~1.7 us
+            if flags.c_contiguous and flags.aligned:
+                return a
         if not batched:
             a = a[:, None, :]
         elif self.batch_first:
