@@ -244,13 +244,17 @@ def lstm_step(self, x, state=None, out=None):
     goes to LSTM._step_slow, which checks, converts and allocates.
     """
     cdef dict d = <dict>self.__dict__
-    # set by the first _step_slow of a unidirectional LSTM
+    # set by the first _step_slow of a unidirectional LSTM; the sizes are plain
+    # attributes of clstm.LSTM (a subclass that makes them properties goes the
+    # checked way)
     layers = d.get("_step_layers_cache")
+    typenum, I, H = d.get("_typenum"), d.get("input_size"), d.get("hidden_size")
     if layers is not None and type(state) is tuple and type(out) is tuple and \
-            len(<tuple>state) == 2 and len(<tuple>out) == 2:
+            len(<tuple>state) == 2 and len(<tuple>out) == 2 and \
+            type(typenum) is int and type(I) is int and type(H) is int:
         h_out = (<tuple>out)[0]
         if _step(x, <tuple>layers, (<tuple>state)[0], (<tuple>state)[1], h_out, (<tuple>out)[1],
-                 d["_typenum"], d["input_size"], d["hidden_size"]):
+                 typenum, I, H):
             return h_out[-1], out
     return self._step_slow(x, state, out)
 

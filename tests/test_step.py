@@ -103,3 +103,24 @@ def test_unaligned_arrays_are_copied_or_refused():
     h = np.zeros((1, 3, 5), np.float32)
     with pytest.raises(TypeError, match="out h must be a writeable, aligned"):
         lstm.step(x, (h, h), out=(_unaligned((1, 3, 5)), h.copy()))
+
+
+def test_subclass_with_size_properties_steps_like_the_base_class():
+    # step()'s fast path reads the sizes from the instance dict; a subclass
+    # that makes one a property must still get the same numbers
+    class Sized(clstm.LSTM):
+        @property
+        def hidden_size(self):
+            return self.__dict__["_h"]
+
+        @hidden_size.setter
+        def hidden_size(self, v):
+            self.__dict__["_h"] = v
+
+    plain, sized = clstm.LSTM(3, 5, seed=4), Sized(3, 5, seed=4)
+    x = np.random.default_rng(1).standard_normal((2, 3)).astype(np.float32)
+    bufs = [(np.zeros((1, 2, 5), np.float32), np.zeros((1, 2, 5), np.float32)) for _ in range(2)]
+    for _ in range(3):
+        y0, _ = plain.step(x, bufs[0], out=bufs[0])
+        y1, _ = sized.step(x, bufs[1], out=bufs[1])
+    assert np.array_equal(y0, y1) and np.abs(y0).max() > 0
