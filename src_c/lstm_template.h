@@ -379,14 +379,14 @@ static void SFX(forward_thread)(const SFX(fwd_job) *J, int tid, int nt)
             io.y = J->y + (size_t)t * B * J->ldy;
             io.ldy = J->ldy;
             io.m = J->mask ? J->mask + (size_t)t * B : NULL;
-            if (dyn && nt == 2 && nb < 32768) {
+            if (dyn) {
                 if (tid == 0) clstm_counter_reset(J->next, s + 1);   /* step s - 1 used it */
-                for (int u; (u = clstm_counter_take_end(J->next, s, tid, nb)) >= 0;)
-                    K->step(b0, b1, &io, J->phh, u, u + 1);
-            } else if (dyn) {
-                if (tid == 0) clstm_counter_reset(J->next, s + 1);   /* step s - 1 used it */
-                for (int u; (u = clstm_counter_take(J->next, s)) < nb;)
-                    K->step(b0, b1, &io, J->phh, u, u + 1);
+                if (nt == 2 && nb < 32768)   /* each thread from its own end */
+                    for (int u; (u = clstm_counter_take_end(J->next, s, tid, nb)) >= 0;)
+                        K->step(b0, b1, &io, J->phh, u, u + 1);
+                else
+                    for (int u; (u = clstm_counter_take(J->next, s)) < nb;)
+                        K->step(b0, b1, &io, J->phh, u, u + 1);
             } else {
                 K->step(b0, b1, &io, J->phh, u0, u1);
             }

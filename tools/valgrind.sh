@@ -85,14 +85,6 @@ def ours(err):
     return False
 
 
-def lib(err):
-    fr = next(err.iter("frame"), None)
-    return "?" if fr is None else (fr.findtext("obj") or "?").rsplit("/", 1)[-1]
-
-
-errors = [e for e in records if not e.findtext("kind", "").startswith("Leak_")]
-leaks = [e for e in records if e.findtext("kind") == "Leak_DefinitelyLost"]
-our_errors = [e for e in errors if ours(e)]
 def tracemalloc_own(err):
     """A block tracemalloc allocated for its own tables (raw_malloc in
     _tracemalloc.c) while tracing an allocation: CPython's, whichever code
@@ -102,6 +94,14 @@ def tracemalloc_own(err):
     return len(frames) > 1 and frames[1].findtext("file") == "_tracemalloc.c"
 
 
+def lib(err):
+    fr = next(err.iter("frame"), None)
+    return "?" if fr is None else (fr.findtext("obj") or "?").rsplit("/", 1)[-1]
+
+
+errors = [e for e in records if not e.findtext("kind", "").startswith("Leak_")]
+leaks = [e for e in records if e.findtext("kind") == "Leak_DefinitelyLost"]
+our_errors = [e for e in errors if ours(e)]
 our_leaks = [e for e in leaks if ours(e) and not tracemalloc_own(e)]
 # uninitialised data handed out by clstm would surface where NumPy / BLAS read it
 suspect = [e for e in errors if not ours(e) and re.search(r"numpy|scipy|openblas|_multiarray",
