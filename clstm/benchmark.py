@@ -86,6 +86,11 @@ from scipy.linalg import blas as scipy_blas
 import clstm
 
 try:
+    import resource   # minor page faults per call (Unix)
+except ImportError:
+    resource = None
+
+try:
     import torch
 except ImportError:
     torch = None
@@ -344,13 +349,22 @@ def timed_call(fn, samples):
     samples.append(time.perf_counter() - t0)
 
 
-def run_block(fn, lead_in, calls, samples):
-    """Pause, run fn lead_in times untimed, then calls times timed."""
+def minor_faults():
+    """The process's minor page faults so far (None where not measurable)."""
+    return None if resource is None else resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
+def run_block(fn, lead_in, calls, samples, faults=None):
+    """Pause, run fn lead_in times untimed, then calls times timed; faults,
+    if a list, gets the block's minor page faults per timed call."""
     time.sleep(SPIN_OUT_S)
     for _ in range(lead_in):
         fn()
+    f0 = minor_faults()
     for _ in range(calls):
         timed_call(fn, samples)
+    if faults is not None and f0 is not None:
+        faults.append((minor_faults() - f0) / calls)
 
 
 def warm_up(fns, settings):
@@ -379,20 +393,28 @@ def plan_blocks(per_call, settings):
 
 def time_interleaved(fns, settings):
     """Median seconds per call of each callable over rounds of blocks (the
-    first callable rotating from round to round), and the rounds."""
+    first callable rotating from round to round), and the rounds.  Beside
+    each name, "faults:<name>" is the median of its blocks' minor page
+    faults per call (where the OS counts them): a library whose big
+    temporaries come fresh from the OS each call pays ~1-2 us per 4 KB page,
+    and whether they do can depend on what the process ran before (see
+    FAULTS_NOTE)."""
     plan = plan_blocks(warm_up(fns, settings), settings)
     names = list(fns)
     samples = {name: [] for name in names}
+    faults = {name: [] for name in names}
     gc.collect()
     gc.disable()
     try:
         for r in range(plan.rounds):
             k = r % len(names)
             for name in names[k:] + names[:k]:
-                run_block(fns[name], plan.lead_in[name], plan.calls[name], samples[name])
+                run_block(fns[name], plan.lead_in[name], plan.calls[name], samples[name], faults[name])
     finally:
         gc.enable()
-    return {name: statistics.median(s) for name, s in samples.items()}, plan.rounds
+    med = {name: statistics.median(s) for name, s in samples.items()}
+    med.update({f"faults:{name}": statistics.median(f) for name, f in faults.items() if f})
+    return med, plan.rounds
 
 
 # ------------------------------------------------------------------ cases ---
@@ -769,10 +791,19 @@ def fmt_ratio(other, mine):
     return "-" if other is None or mine is None else f"{other / mine:.2f}"
 
 
+FAULTS_NOTE = (
+    "page faults/call: minor page faults per timed call (median of the blocks).  A library "
+    "whose temporaries come fresh from the OS pays ~1-2 us per 4 KB page each call, and "
+    "whether torch's do depends on what the process ran before: its fwd+bwd at "
+    "(100,32,128,256) faulted ~8300 times a call (34 MB) in a fresh process and not at all "
+    "once the (50,64,512,1024) checks had run in it, and was then ~1.3x faster "
+    "(bench/RESULTS.md, session 10).  The ratios are against the libraries as they ran here.")
+
+
 def thread_table(res):
     """Header and rows for one thread count."""
     header = ["shape (T,B,I,H)", "mode", "rounds", "clstm ms", "torch ms", "ort ms",
-              "torch/clstm", "ort/clstm"]
+              "torch/clstm", "ort/clstm", "page faults/call clstm, torch, ort"]
     rows = []
     for case in CASES:
         for mode in MODES:
@@ -780,8 +811,10 @@ def thread_table(res):
                 continue
             med, rounds = res[(case, mode)]
             c, t, o = (med.get(lib) for lib in LIBS)
+            faults = ", ".join("-" if med.get(f"faults:{lib}") is None else f"{med[f'faults:{lib}']:.0f}"
+                               for lib in LIBS)
             rows.append([case.label, mode, str(rounds), fmt_ms(c), fmt_ms(t), fmt_ms(o),
-                         fmt_ratio(t, c), fmt_ratio(o, c)])
+                         fmt_ratio(t, c), fmt_ratio(o, c), faults])
     return header, rows
 
 
@@ -1018,7 +1051,7 @@ def report_sections(parts, targets, notes):
     for name, results in parts.get("lstm", {}).items():
         for n, res in results.items():
             header, rows = thread_table(res)
-            extra = [line for line in [gemm_line(res, np.dtype(name).type)] if line]
+            extra = [line for line in [gemm_line(res, np.dtype(name).type)] if line] + [FAULTS_NOTE]
             sections.append((f"{n} thread{'s' if n > 1 else ''}, {name}", header, rows, extra))
     if "epoch" in parts:
         epoch, losses = parts["epoch"]
