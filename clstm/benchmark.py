@@ -795,8 +795,8 @@ FAULTS_NOTE = (
     "page faults/call: minor page faults per timed call (median of the blocks).  A library "
     "whose temporaries come fresh from the OS pays ~1-2 us per 4 KB page each call, and "
     "whether torch's do depends on what the process ran before: its fwd+bwd at "
-    "(100,32,128,256) faulted ~8300 times a call (34 MB) in a fresh process and not at all "
-    "once the (50,64,512,1024) checks had run in it, and was then ~1.3x faster "
+    "(100,32,128,256) faulted ~8300 times a call (34 MB) in a fresh process and, in "
+    "session 10's runs, not at all after the (50,64,512,1024) case, and was then ~1.3x faster "
     "(bench/RESULTS.md, session 10).  The ratios are against the libraries as they ran here.")
 
 
