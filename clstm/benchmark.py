@@ -392,13 +392,12 @@ def plan_blocks(per_call, settings):
 
 
 def time_interleaved(fns, settings):
-    """Median seconds per call of each callable over rounds of blocks (the
-    first callable rotating from round to round), and the rounds.  Beside
-    each name, "faults:<name>" is the median of its blocks' minor page
-    faults per call (where the OS counts them): a library whose big
-    temporaries come fresh from the OS each call pays ~1-2 us per 4 KB page,
-    and whether they do can depend on what the process ran before (see
-    FAULTS_NOTE)."""
+    """({name: median seconds per call}, rounds, {name: median minor page
+    faults per call}) over rounds of blocks (the first callable rotating from
+    round to round).  The faults are empty where the OS does not count them;
+    a library whose big temporaries come fresh from the OS each call pays
+    ~1-2 us per 4 KB page, and whether they do can depend on what the process
+    ran before (see FAULTS_NOTE)."""
     plan = plan_blocks(warm_up(fns, settings), settings)
     names = list(fns)
     samples = {name: [] for name in names}
@@ -412,9 +411,8 @@ def time_interleaved(fns, settings):
                 run_block(fns[name], plan.lead_in[name], plan.calls[name], samples[name], faults[name])
     finally:
         gc.enable()
-    med = {name: statistics.median(s) for name, s in samples.items()}
-    med.update({f"faults:{name}": statistics.median(f) for name, f in faults.items() if f})
-    return med, plan.rounds
+    return ({name: statistics.median(s) for name, s in samples.items()}, plan.rounds,
+            {name: statistics.median(f) for name, f in faults.items() if f})
 
 
 # ------------------------------------------------------------------ cases ---
@@ -465,7 +463,7 @@ def mode_callables(mode, models, x, dy):
 
 
 def run_case(case, settings, threads, use_ort):
-    """Check agreement, then time both modes; {mode: ({name: s}, rounds)}."""
+    """Check agreement, then time both modes; {mode: ({name: s}, rounds, {name: faults})}."""
     models = build_models(case, settings.dtype, threads, use_ort)
     x, dy = case_inputs(case, settings.dtype)
     check_forward(case, settings.dtype, x, models)
@@ -480,7 +478,7 @@ def run_case(case, settings, threads, use_ort):
 
 
 def run_all(settings, use_ort, log):
-    """{threads: {(case, mode): ({name: median s}, rounds)}}."""
+    """{threads: {(case, mode): ({name: median s}, rounds, {name: median faults})}}."""
     results = {}
     for n in settings.threads:
         set_threads(n)
@@ -629,7 +627,7 @@ def run_epoch(settings, log):
         t0 = time.perf_counter()
         fns, checked = build_epoch_callables(x, y)
         losses = losses or checked
-        results[n] = time_interleaved(fns, settings)
+        results[n] = time_interleaved(fns, settings)[:2]
         log(f"  threads={n} epoch (seed model): checked and timed in {time.perf_counter() - t0:.1f} s")
         time.sleep(SETTLE_S)
     return results, losses
@@ -791,6 +789,10 @@ def fmt_ratio(other, mine):
     return "-" if other is None or mine is None else f"{other / mine:.2f}"
 
 
+def fmt_count(n):
+    return "-" if n is None else f"{n:.0f}"
+
+
 FAULTS_NOTE = (
     "page faults/call: minor page faults per timed call (median of the blocks).  A library "
     "whose temporaries come fresh from the OS pays ~1-2 us per 4 KB page each call, and "
@@ -809,12 +811,11 @@ def thread_table(res):
         for mode in MODES:
             if (case, mode) not in res:
                 continue
-            med, rounds = res[(case, mode)]
+            med, rounds, faults = res[(case, mode)]
             c, t, o = (med.get(lib) for lib in LIBS)
-            faults = ", ".join("-" if med.get(f"faults:{lib}") is None else f"{med[f'faults:{lib}']:.0f}"
-                               for lib in LIBS)
+            counts = ", ".join(fmt_count(faults.get(lib)) for lib in LIBS)
             rows.append([case.label, mode, str(rounds), fmt_ms(c), fmt_ms(t), fmt_ms(o),
-                         fmt_ratio(t, c), fmt_ratio(o, c), faults])
+                         fmt_ratio(t, c), fmt_ratio(o, c), counts])
     return header, rows
 
 
@@ -822,7 +823,7 @@ def gemm_line(res, dtype):
     """clstm's forward GFLOP/s on LARGE against the GEMM timed in the same rounds."""
     if (LARGE, "forward") not in res:
         return None
-    med, _ = res[(LARGE, "forward")]
+    med = res[(LARGE, "forward")][0]
     gemm_rate = 2 * GEMM_SIZE ** 3 / med["gemm"] / 1e9
     rate = LARGE.forward_flops / med["clstm"] / 1e9
     name = "sgemm" if dtype == np.float32 else "dgemm"
@@ -915,7 +916,7 @@ def gemm_target(res, dtype):
     what = f"forward {LARGE.label} share of {GEMM_SIZE}^3 GEMM rate"
     if (LARGE, "forward") not in res:
         return Outcome(what, "-", f">= {GEMM_FRACTION:.0%}", "SKIP (not run)")
-    med, _ = res[(LARGE, "forward")]
+    med = res[(LARGE, "forward")][0]
     share = (LARGE.forward_flops / med["clstm"]) / (2 * GEMM_SIZE ** 3 / med["gemm"])
     return Outcome(what, f"{share:.1%}", f">= {GEMM_FRACTION:.0%}",
                    "PASS" if share >= GEMM_FRACTION else "MISS")
@@ -1051,7 +1052,9 @@ def report_sections(parts, targets, notes):
     for name, results in parts.get("lstm", {}).items():
         for n, res in results.items():
             header, rows = thread_table(res)
-            extra = [line for line in [gemm_line(res, np.dtype(name).type)] if line] + [FAULTS_NOTE]
+            extra = [line for line in [gemm_line(res, np.dtype(name).type)] if line]
+            if not sections:   # once, under the first table
+                extra.append(FAULTS_NOTE)
             sections.append((f"{n} thread{'s' if n > 1 else ''}, {name}", header, rows, extra))
     if "epoch" in parts:
         epoch, losses = parts["epoch"]

@@ -43,5 +43,5 @@ def test_time_interleaved_reports_faults_beside_times():
     settings = bm.Settings(threads=[1], dtype=np.float32, budget_s=0.02, warmup_s=0.0, min_rounds=2,
                            max_rounds=2, fixed_rounds=2, cases=())
     buf = np.zeros(1024, np.float32)
-    med, rounds = bm.time_interleaved({"a": lambda: buf.sum()}, settings)
-    assert rounds == 2 and med["a"] > 0 and med["faults:a"] < 1
+    med, rounds, faults = bm.time_interleaved({"a": lambda: buf.sum()}, settings)
+    assert rounds == 2 and set(med) == {"a"} and med["a"] > 0 and faults["a"] < 1
