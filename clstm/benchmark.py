@@ -24,7 +24,13 @@ How
   and the calls per block, so that every library gets about --budget seconds
   of timed calls per case and mode.  Each thread count is a separate pass:
   clstm.set_num_threads(n), torch.set_num_threads(n), and an onnxruntime
-  session with intra_op_num_threads=n and spinning disabled.  The rate of a
+  session with intra_op_num_threads=n and spinning disabled.  Before anything
+  is timed, glibc's malloc is set to keep large freed blocks for reuse
+  (--malloc steady, the default): with its own settings (--malloc default)
+  a block over 32 MB is mapped afresh by each malloc unless the heap
+  happens to hold that much free memory, so torch's fwd+bwd paid ~1-2 us
+  per 4 KB page of its temporaries each call, or not, according to what
+  the process had run before.  The rate of a
   large BLAS GEMM is timed in the largest forward case's rounds, as the
   yardstick for clstm's GFLOP/s there.  Last, the performance targets are
   printed with PASS or MISS.
@@ -54,11 +60,12 @@ Peak memory ("memory", float32, B=16, I=256, H=512)
   ru_maxrss inherits, through exec, the peak of the process that execs, and
   on Linux the peak is reset (/proc/self/clear_refs) just before the call,
   so the growth is the call's own peak over the memory held before it.
+  These interpreters keep the C library's malloc settings.
 
 Usage (the same program either way; bench/compare.py is the repository's entry)
   python -m clstm bench [--threads 1 2] [--repeats N] [--dtype float32|float64|both]
                         [--only {lstm,epoch,memory} ...] [--quick] [--budget SECONDS]
-                        [--markdown FILE]
+                        [--markdown FILE] [--malloc steady|default]
   python bench/compare.py ...
 
   --only picks parts ("lstm": the shapes above and step(); "epoch"; "memory");
@@ -67,6 +74,7 @@ Usage (the same program either way; bench/compare.py is the repository's entry)
   missing library's columns print "-" and its targets SKIP.
 """
 import argparse
+import ctypes
 import dataclasses
 import gc
 import io
@@ -352,6 +360,46 @@ def timed_call(fn, samples):
 def minor_faults():
     """The process's minor page faults so far (None where not measurable)."""
     return None if resource is None else resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
+# glibc serves a block over its mmap threshold (at most 32 MB by default) by
+# a fresh mapping, unless its heap happens to hold that much free memory, so
+# a library whose per-call temporaries are that large pays a page fault per
+# 4 KB page on every call, or not, according to how the heap lies.  Session 11 measured
+# torch's fwd+bwd at (50,64,512,1024) at 676 ms with ~45000 faults a call
+# and 598 ms with none; at (100,32,128,256) the state flipped from process
+# to process.  The benchmark sets the thresholds so that no library does.
+KEEP_BYTES = 256 << 20
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3   # glibc's mallopt parameter numbers
+
+
+def steady_malloc(keep=KEEP_BYTES):
+    """Have glibc's malloc serve blocks up to keep bytes from its heap and
+    keep up to 2 keep bytes of freed memory (mallopt M_MMAP_THRESHOLD and
+    M_TRIM_THRESHOLD), so per-call temporaries are reused, not mapped fresh.
+    Returns the report's line about it, or None where the C library is not
+    glibc (nothing is changed then)."""
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return None
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return None
+    mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
+    if not (mallopt(M_MMAP_THRESHOLD, keep) and mallopt(M_TRIM_THRESHOLD, 2 * keep)):
+        return None
+    return (f"malloc: glibc serving blocks up to {keep >> 20} MB from its heap and keeping freed "
+            f"memory (--malloc steady: mallopt M_MMAP_THRESHOLD, M_TRIM_THRESHOLD)")
+
+
+def malloc_setting(choice):
+    """Applies --malloc's choice; the report's line about the allocator."""
+    if choice == "steady":
+        line = steady_malloc()
+        if line:
+            return line
+        return "malloc: the C library's own settings (not glibc: --malloc steady changes nothing here)"
+    return "malloc: the C library's own settings (--malloc default)"
 
 
 def run_block(fn, lead_in, calls, samples, faults=None):
@@ -795,11 +843,15 @@ def fmt_count(n):
 
 FAULTS_NOTE = (
     "page faults/call: minor page faults per timed call (median of the blocks).  A library "
-    "whose temporaries come fresh from the OS pays ~1-2 us per 4 KB page each call, and "
-    "whether torch's do depends on what the process ran before: its fwd+bwd at "
-    "(100,32,128,256) faulted ~8300 times a call (34 MB) in a fresh process and, in "
-    "session 10's runs, not at all after the (50,64,512,1024) case, and was then ~1.3x faster "
-    "(bench/RESULTS.md, session 10).  The ratios are against the libraries as they ran here.")
+    "whose temporaries come fresh from the OS pays ~1-2 us per 4 KB page each call.  With "
+    "glibc's own settings (--malloc default) a block over 32 MB is mapped afresh unless the "
+    "heap happens to hold that much free memory, so whether torch's fwd+bwd temporaries "
+    "came fresh each call depended on what the process had run before: at (100,32,128,256) "
+    "~8300 faults a call and ~1.3x slower in some processes, none in others; at "
+    "(50,64,512,1024) ~45000-75000 faults and ~1.13x slower.  The default run "
+    "(--malloc steady) has glibc keep such blocks for reuse, so that no library pays that "
+    "cost and the ratios do not depend on the process's history (bench/RESULTS.md, "
+    "sessions 10-11).")
 
 
 def thread_table(res):
@@ -1121,6 +1173,12 @@ def parse_args(argv, prog=None):
                    help=f"a smoke test: few rounds, {LARGE.label} and memory at "
                         f"T={MEMORY_INFER_T[-1]} skipped")
     p.add_argument("--markdown", metavar="FILE", help="also write the tables and targets as Markdown")
+    p.add_argument("--malloc", choices=["steady", "default"], default="steady",
+                   help="steady (default): glibc keeps large freed blocks for reuse, so no "
+                        "library's per-call temporaries are mapped fresh each call (the peak "
+                        "memory part keeps the C library's settings); default: the C library's "
+                        "own settings, under which torch's fwd+bwd times depend on what the "
+                        "process ran before")
     return p.parse_args(argv)
 
 
@@ -1177,6 +1235,8 @@ def main(argv=None, prog="python bench/compare.py"):
     if not parts:
         print("nothing to run", file=sys.stderr)
         return 2
+    malloc_line = malloc_setting(args.malloc)
+    print(malloc_line)
     t0 = time.perf_counter()
     report, targets = {}, []
     try:
@@ -1201,7 +1261,7 @@ def main(argv=None, prog="python bench/compare.py"):
         return 2
     print(f"total {time.perf_counter() - t0:.0f} s")
     sections = report_sections(report, targets, notes)
-    env = environment()
+    env = environment() + [malloc_line]
     print_report(sections, env, command)
     if args.markdown:
         write_markdown(args.markdown, sections, env, command)

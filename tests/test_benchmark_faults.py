@@ -2,6 +2,9 @@
 that takes fresh pages from the OS each call, and not one that reuses its
 memory (the count explains torch's history-dependent fwd+bwd times)."""
 import mmap
+import platform
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -45,3 +48,54 @@ def test_time_interleaved_reports_faults_beside_times():
     buf = np.zeros(1024, np.float32)
     med, rounds, faults = bm.time_interleaved({"a": lambda: buf.sum()}, settings)
     assert rounds == 2 and set(med) == {"a"} and med["a"] > 0 and faults["a"] < 1
+
+
+# A 48 MB block, over glibc's largest default mmap threshold (32 MB), malloc'd,
+# written and freed twice after a first time, as a C library's per-call
+# temporaries are (numpy's own large arrays ask for huge pages, which would
+# hide the count): the faults per cycle, in a fresh process.
+MALLOC_CYCLES = r"""
+import ctypes
+import sys
+from clstm import benchmark as bm
+if sys.argv[1] == "steady":
+    assert bm.steady_malloc() is not None
+libc = ctypes.CDLL(None)
+libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, (ctypes.c_size_t,)
+libc.free.argtypes = (ctypes.c_void_p,)
+def cycle():
+    p = libc.malloc(48 << 20)
+    ctypes.memset(p, 1, 48 << 20)
+    libc.free(p)
+cycle()
+f0 = bm.minor_faults()
+cycle()
+cycle()
+print((bm.minor_faults() - f0) / 2)
+"""
+BLOCK_PAGES = 48 << 8
+
+
+def malloc_cycle_faults(mode):
+    out = subprocess.run([sys.executable, "-c", MALLOC_CYCLES, mode], capture_output=True,
+                         text=True, timeout=120, check=True).stdout
+    return float(out.split()[-1])
+
+
+@pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc",
+                    reason="glibc's mallopt only")
+def test_steady_malloc_reuses_large_blocks():
+    steady = malloc_cycle_faults("steady")
+    assert steady < 0.05 * BLOCK_PAGES
+    try:   # transparent huge pages on every mapping would hide the default's faults
+        with open("/sys/kernel/mm/transparent_hugepage/enabled") as f:
+            thp_always = "[always]" in f.read()
+    except OSError:
+        thp_always = False
+    if not thp_always:   # the cost the setting removes: each cycle maps the block afresh
+        assert malloc_cycle_faults("default") > 0.5 * BLOCK_PAGES
+
+
+def test_malloc_setting_lines():
+    assert "--malloc default" in bm.malloc_setting("default")
+    assert "malloc:" in bm.malloc_setting("default")
