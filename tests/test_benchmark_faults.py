@@ -76,16 +76,18 @@ print((bm.minor_faults() - f0) / 2)
 BLOCK_PAGES = 48 << 8
 
 
-def malloc_cycle_faults(mode):
-    out = subprocess.run([sys.executable, "-c", MALLOC_CYCLES, mode], capture_output=True,
-                         text=True, timeout=120, check=True).stdout
-    return float(out.split()[-1])
+def malloc_cycle_faults(mode, cwd):
+    """cwd outside the source tree: the child imports the installed clstm, as the test does."""
+    run = subprocess.run([sys.executable, "-c", MALLOC_CYCLES, mode], capture_output=True,
+                         text=True, timeout=120, cwd=cwd)
+    assert run.returncode == 0, run.stderr
+    return float(run.stdout.split()[-1])
 
 
 @pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc",
                     reason="glibc's mallopt only")
-def test_steady_malloc_reuses_large_blocks():
-    steady = malloc_cycle_faults("steady")
+def test_steady_malloc_reuses_large_blocks(tmp_path):
+    steady = malloc_cycle_faults("steady", tmp_path)
     assert steady < 0.05 * BLOCK_PAGES
     try:   # transparent huge pages on every mapping would hide the default's faults
         with open("/sys/kernel/mm/transparent_hugepage/enabled") as f:
@@ -93,7 +95,7 @@ def test_steady_malloc_reuses_large_blocks():
     except OSError:
         thp_always = False
     if not thp_always:   # the cost the setting removes: each cycle maps the block afresh
-        assert malloc_cycle_faults("default") > 0.5 * BLOCK_PAGES
+        assert malloc_cycle_faults("default", tmp_path) > 0.5 * BLOCK_PAGES
 
 
 def test_malloc_setting_lines():
