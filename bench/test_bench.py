@@ -9,7 +9,9 @@ pytest-benchmark prints puts them side by side.  The training epoch of the
 seed model (clstm.keras LSTM(50) + Dense(1), Adam, MSE, 2048 windows of 60
 steps, batch 32) is timed for clstm alone.  For interleaved medians, ratios
 against onnxruntime and torch, the peak memory and the performance targets,
-use compare.py.
+use compare.py.  As compare.py does by default (--malloc steady), glibc's malloc
+is set to keep large freed blocks first, so that no library's temporaries are
+mapped afresh on each call (process-wide: it stays for the rest of the run).
 """
 import numpy as np
 import pytest
@@ -41,6 +43,12 @@ def run(benchmark, shape, mode, fn):
         benchmark.pedantic(fn, rounds=3, iterations=1, warmup_rounds=1)
     else:
         benchmark(fn)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def steady_malloc():
+    from clstm.benchmark import steady_malloc
+    steady_malloc()
 
 
 @pytest.fixture(scope="module")
