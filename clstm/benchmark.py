@@ -365,10 +365,11 @@ def minor_faults():
 # glibc serves a block over its mmap threshold (at most 32 MB by default) by
 # a fresh mapping, unless its heap happens to hold that much free memory, so
 # a library whose per-call temporaries are that large pays a page fault per
-# 4 KB page on every call, or not, according to how the heap lies.  Session 11 measured
-# torch's fwd+bwd at (50,64,512,1024) at 676 ms with ~45000 faults a call
-# and 598 ms with none; at (100,32,128,256) the state flipped from process
-# to process.  The benchmark sets the thresholds so that no library does.
+# 4 KB page on every call, or not, according to how the heap lies.  Session
+# 11 measured torch's fwd+bwd at (50,64,512,1024) at 676 ms with ~45000
+# faults a call and 598 ms with none; at (100,32,128,256) the state flipped
+# from process to process.  The benchmark sets the thresholds so that no
+# library pays for fresh pages.
 KEEP_BYTES = 256 << 20
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3   # glibc's mallopt parameter numbers
 
@@ -386,8 +387,9 @@ def steady_malloc(keep=KEEP_BYTES):
     except (OSError, AttributeError):
         return None
     mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
-    if not (mallopt(M_MMAP_THRESHOLD, keep) and mallopt(M_TRIM_THRESHOLD, 2 * keep)):
+    if not mallopt(M_MMAP_THRESHOLD, keep):   # refused: nothing changed
         return None
+    mallopt(M_TRIM_THRESHOLD, 2 * keep)
     return (f"malloc: glibc serving blocks up to {keep >> 20} MB from its heap and keeping freed "
             f"memory (--malloc steady: mallopt M_MMAP_THRESHOLD, M_TRIM_THRESHOLD)")
 
@@ -398,7 +400,8 @@ def malloc_setting(choice):
         line = steady_malloc()
         if line:
             return line
-        return "malloc: the C library's own settings (not glibc: --malloc steady changes nothing here)"
+        return ("malloc: the C library's own settings (--malloc steady: not glibc, or its "
+                "mallopt refused the threshold)")
     return "malloc: the C library's own settings (--malloc default)"
 
 
