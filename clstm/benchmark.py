@@ -374,13 +374,18 @@ KEEP_BYTES = 256 << 20
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3   # glibc's mallopt parameter numbers
 
 
+def glibc():
+    """True where the C library is glibc on Linux (mallopt's parameters as above)."""
+    return platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
+
+
 def steady_malloc(keep=KEEP_BYTES):
     """Have glibc's malloc serve blocks up to keep bytes from its heap and
     keep up to 2 keep bytes of freed memory (mallopt M_MMAP_THRESHOLD and
     M_TRIM_THRESHOLD), so per-call temporaries are reused, not mapped fresh.
     Returns the report's line about it, or None where the C library is not
     glibc (nothing is changed then)."""
-    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+    if not glibc():
         return None
     try:
         mallopt = ctypes.CDLL(None).mallopt

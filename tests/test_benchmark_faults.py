@@ -2,7 +2,6 @@
 that takes fresh pages from the OS each call, and not one that reuses its
 memory (the count explains torch's history-dependent fwd+bwd times)."""
 import mmap
-import platform
 import subprocess
 import sys
 
@@ -84,8 +83,7 @@ def malloc_cycle_faults(mode, cwd):
     return float(run.stdout.split()[-1])
 
 
-@pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc",
-                    reason="glibc's mallopt only")
+@pytest.mark.skipif(not bm.glibc(), reason="glibc's mallopt only")
 def test_steady_malloc_reuses_large_blocks(tmp_path):
     steady = malloc_cycle_faults("steady", tmp_path)
     assert steady < 0.05 * BLOCK_PAGES
