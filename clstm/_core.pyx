@@ -340,9 +340,15 @@ def set_large_products(int mode):
 
 
 def large_products():
-    """True where the backward's large products run on the core's tile
-    kernels (AVX-512 at full width), False where through BLAS."""
-    return bool(clstm_large_products())
+    """The routes of the backward's products after the recurrence on this CPU:
+    {"float32": {"dW": route, "dX": route}, "float64": {...}}, each route
+    "tile" (the core's kernels) or "BLAS".  dW: the weight gradients where X
+    and h_{t-1} outgrow L2 (smaller ones always run on the tile kernels); dX:
+    dX = dG W_ih over many rows."""
+    cdef int bits = clstm_large_products()
+    route = lambda bit: "tile" if bits & bit else "BLAS"
+    return {"float32": {"dW": route(1), "dX": route(2)},
+            "float64": {"dW": route(4), "dX": route(8)}}
 
 
 def activation(cnp.ndarray x, cnp.ndarray y, bint tanh):

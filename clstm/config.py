@@ -14,10 +14,18 @@ def config():
         "blas": blas_config or "scipy.linalg.cython_blas (library not identified)",
         "blas_library": path,
         "blas_threads": _threads.blas_num_threads(),
-        "large_products": ("core tile kernels (512-bit FMAs at full width)"
-                           if _core.large_products() else "BLAS"),
+        "large_products": _large_products_text(),
         "dtypes": "float32, float64",
     }
+
+
+def _large_products_text():
+    """The backward's product routes, e.g. "float32 dW: core tile kernels,
+    float32 dX: core tile kernels, float64 dW: BLAS, float64 dX: core tile
+    kernels"."""
+    name = {"tile": "core tile kernels", "BLAS": "BLAS"}
+    return ", ".join(f"{dt} {p}: {name[r]}" for dt, routes in _core.large_products().items()
+                     for p, r in routes.items())
 
 
 def show_config(file=None):

@@ -49,9 +49,11 @@ int clstm_get_num_threads(void);
 int clstm_has_openmp(void);
 /* Name of the SIMD clone the elementwise kernels dispatch to on this CPU. */
 const char *clstm_simd_level(void);
-/* The backward's large products: -1 chosen by the CPU (default), 0 through
- * BLAS, 1 on the core's tile kernels; clstm_large_products() reports the
- * choice for 64-byte vectors (1: tile kernels). */
+/* The backward's products after the recurrence: -1 chosen by the CPU
+ * (default), 0 through BLAS, 1 on the core's tile kernels.
+ * clstm_large_products() reports the routes on this CPU as bits, set where
+ * the tile kernels run them: 1 float32 dW, 2 float32 dX, 4 float64 dW,
+ * 8 float64 dX. */
 void clstm_set_large_products(int mode);
 int clstm_large_products(void);
 /* y[i] = sigmoid(x[i]) / tanh(x[i]) for i < n, by the gate kernels' own

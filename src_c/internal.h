@@ -148,12 +148,22 @@ void clstm_barrier_wait(clstm_barrier *b, int *local_sense);
  * 4 (x86-64-v4, AVX-512), 3 (x86-64-v3, AVX2 + FMA) or 0 (baseline). */
 int clstm_isa_level(void);
 
-/* Whether the backward's large products (weight gradients where X and
- * h_{t-1} outgrow L2, dX over many rows) run on the core's tile kernels,
- * whose vectors are vector_bytes wide, rather than through BLAS: yes where
- * they are 64-byte vectors on a CPU that executes 512-bit FMAs at full width
- * (lstm_template.h's weight_grads has the figures).  clstm_set_large_products
- * (-1: that rule, 0: BLAS, 1: the tile kernels) lets tests reach both. */
-int clstm_own_large_products(int vector_bytes);
+/* Whether one of the backward's products after the recurrence runs on the
+ * core's tile kernels, whose vectors are vector_bytes wide, rather than
+ * through BLAS:
+ *   CLSTM_PRODUCT_DX  dX = dG W_ih over many rows: on any 64-byte kernel;
+ *   CLSTM_PRODUCT_DW  the weight gradients where X and h_{t-1} outgrow L2:
+ *                     on 64-byte kernels for float32 (real_bytes 4), and for
+ *                     float64 where 512-bit FMAs run at full width.
+ * On Zen 4 with the tile's C added after its products (session 12), the tile
+ * kernels beat OpenBLAS on these but for float64's large dW
+ * (bench/RESULTS.md).  clstm_set_large_products (-1: this rule, 0: BLAS,
+ * 1: the tile kernels) lets tests reach every route. */
+#define CLSTM_PRODUCT_DX 0
+#define CLSTM_PRODUCT_DW 1
+int clstm_own_large_products(int product, int vector_bytes, int real_bytes);
+/* This CPU's routes for one dtype (lstm_template.h): bit 0 dW, bit 1 dX. */
+int clstm_large_routes_f32(void);
+int clstm_large_routes_f64(void);
 
 #endif

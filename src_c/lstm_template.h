@@ -160,6 +160,13 @@ static const SFX(kernels) *SFX(pick_kernels)(int H)
     return &SFX(kernels_base);
 }
 
+int SFX(clstm_large_routes)(void)
+{
+    const int vb = SFX(pick_kernels)(0)->vl * (int)sizeof(REAL), rb = (int)sizeof(REAL);
+    return clstm_own_large_products(CLSTM_PRODUCT_DW, vb, rb) |
+           clstm_own_large_products(CLSTM_PRODUCT_DX, vb, rb) << 1;
+}
+
 /* How a call's work is split between threads.  By hidden units: each
  * thread owns unit blocks (its slice of W stays in its cache) and the
  * threads meet once per step, since the next step reads all of h_t.  By
@@ -474,25 +481,30 @@ typedef struct {
  * dG, once, for both products and db.  Split by rows of dW, as BLAS calls
  * must be, every thread read all of dG twice, and these skinny products ran
  * at ~60 GFLOP/s on Zen 4.  Where a chunk of X and h_{t-1} (I + H rows)
- * no longer fits in L2 with the panel, BLAS's blocking won on Zen 4 (the
- * large shape's products at ~96 GFLOP/s per core through OpenBLAS's AVX2
- * kernels, ~85 here); with 512-bit FMAs at full width (Zen 5) the tile
- * kernel ran them at ~170, so clstm_own_large_products decides.
+ * no longer fits in L2 with the panel, the tile kernel still won on Zen 4
+ * for float32 (the large shape's fwd+bwd 1.03x against OpenBLAS's AVX2
+ * kernels) but lost for float64 (0.97x); with 512-bit FMAs at full width
+ * (Zen 5) it ran them at ~170 GFLOP/s a core against ~100, so
+ * clstm_own_large_products decides.
  * dX: by dot products of dG's rows with w_ih_t's (K->dots) where its rows
  * are few (shares are columns of dX, rows of w_ih_t, read in place; the
  * tile kernel, packing W_ih transposed, ran at ~53 GFLOP/s at
- * (50,1,256,256)); else by rows of dX on the tile kernel (large products
- * as above) or through BLAS. */
+ * (50,1,256,256)); else by rows of dX on the tile kernel (fwd+bwd 1.05x
+ * at (100,32,128,256) against BLAS on Zen 4) or through BLAS where the
+ * core's vectors are narrower. */
 static void SFX(weight_grads)(const SFX(bwd_job) *J, int tid, int nt)
 {
     const SFX(kernels) *K = J->k;
     const int T = J->T, B = J->B, I = J->I, H = J->H, G4 = 4 * H, TB = T * B, vl = K->vl;
-    const int own_large = clstm_own_large_products(vl * (int)sizeof(REAL));
+    const int own_dw = clstm_own_large_products(CLSTM_PRODUCT_DW, vl * (int)sizeof(REAL),
+                                                (int)sizeof(REAL));
+    const int own_dx = clstm_own_large_products(CLSTM_PRODUCT_DX, vl * (int)sizeof(REAL),
+                                                (int)sizeof(REAL));
     const REAL *dg0 = J->gates + (size_t)(J->reverse ? T - 1 : 0) * B * G4;  /* h0's step */
     /* dG's rows with a predecessor step [k_lo, k_hi), and their h_{t-1} */
     const int k_lo = J->reverse ? 0 : B, k_hi = J->reverse ? TB - B : TB;
     const REAL *hp = J->reverse ? J->hstates + (size_t)B * J->ldh : J->hstates;
-    if (own_large || (double)(I + H) * CLSTM_GRAD_CHUNK * sizeof(REAL) <= CLSTM_OWN_GRAD_BYTES) {
+    if (own_dw || (double)(I + H) * CLSTM_GRAD_CHUNK * sizeof(REAL) <= CLSTM_OWN_GRAD_BYTES) {
         int c0, c1;
         SFX(share_blocks)(G4, vl, tid, nt, &c0, &c1);
         if (c1 > c0) {
@@ -532,7 +544,7 @@ static void SFX(weight_grads)(const SFX(bwd_job) *J, int tid, int nt)
     } else {
         int r0, r1;
         SFX(share)(TB, tid, nt, &r0, &r1);
-        if (!own_large)
+        if (!own_dx)
             SFX(gemm_rm)(J->blas, 'N', 'T', r1 - r0, I, G4, 1, J->gates + (size_t)r0 * G4, G4,
                          J->w_ih_t, G4, J->dx_beta, J->dx + (size_t)r0 * I, I);
         else if (r1 > r0)   /* (no rows: no panels to pack) */

@@ -39,9 +39,8 @@ int clstm_isa_level(void)
 
 /* 1 where this CPU's AVX-512 FMAs are as wide as its datapath.  Zen 4 (AMD
  * family 19h with AVX-512) runs each 512-bit FMA as two 256-bit halves: there
- * the tile kernels' 64-byte vectors gain nothing over OpenBLAS's AVX2 code,
- * whose blocking won on the large products (~96 against ~85 GFLOP/s a core,
- * bench/RESULTS.md, session 5).  On Zen 5 (family 1Ah) the tile kernels ran
+ * float64's large weight gradients ran faster through OpenBLAS's blocking
+ * (bench/RESULTS.md, session 12); on Zen 5 (family 1Ah) the tile kernels ran
  * them at ~170 GFLOP/s a core, OpenBLAS's AVX2 kernels at ~100. */
 static int clstm_full_width_avx512(void)
 {
@@ -64,15 +63,20 @@ static int clstm_large_mode = -1;
 
 void clstm_set_large_products(int mode) { clstm_large_mode = mode < 0 ? -1 : mode > 0; }
 
-int clstm_own_large_products(int vector_bytes)
+int clstm_own_large_products(int product, int vector_bytes, int real_bytes)
 {
     static int full_width = -1;
     if (clstm_large_mode >= 0) return clstm_large_mode;
+    if (vector_bytes < 64) return 0;
+    if (product == CLSTM_PRODUCT_DX) return 1;
     if (full_width < 0) full_width = clstm_full_width_avx512();
-    return vector_bytes >= 64 && full_width;
+    return full_width || real_bytes == 4;
 }
 
-int clstm_large_products(void) { return clstm_own_large_products(64); }
+int clstm_large_products(void)
+{
+    return clstm_large_routes_f32() | clstm_large_routes_f64() << 2;
+}
 
 const char *clstm_simd_level(void)
 {

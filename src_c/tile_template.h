@@ -585,34 +585,48 @@ static inline __attribute__((always_inline)) KATTR void KSFX(pack_panel_t)(
             for (int n = nw; n < nv * VL; n++) bp[(size_t)k * PW + n] = 0;
 }
 
+/* One register tile of C (mr rows, nv vectors, nw columns in all) =
+ * op(A) bp, or += unless zero; mr and nv are constants at every call site,
+ * so the tile goes from the accumulators straight to C.  C is added after
+ * the products rather than loaded before them, so its lines (prefetched by
+ * then) never hold up the first multiply-adds. */
+static inline __attribute__((always_inline)) KATTR void KSFX(ctile)(
+    int mr, int nv, int zero, int kc, int nw, const REAL *A, size_t am, size_t ak,
+    const REAL *bp, REAL *c, size_t ldc)
+{
+    const int full = nw == nv * VL;
+    KSFX(vec) t[KMR][4];
+    KSFX(tile)(mr, nv, 1, kc, A, am, ak, bp, PW, VL, t);
+    for (int r = 0; r < mr; r++)
+        for (int v = 0; v < nv; v++) {
+            REAL *o = c + r * ldc + v * VL;
+            if (full || v < nv - 1) {
+                *(KSFX(vu) *)o = zero ? t[r][v] : t[r][v] + *(const KSFX(vu) *)o;
+            } else {
+                const int n = nw - v * VL;
+                KSFX(vstore_n)(o, zero ? t[r][v] : t[r][v] + KSFX(vload_n)(o, n), n);
+            }
+        }
+}
+
 /* C (M, nw) = op(A) (M, kc) bp (kc, nw), or += unless zero: every row tile
  * over one packed panel (nw <= PW). */
 static inline __attribute__((always_inline)) KATTR void KSFX(panel_rows)(
     int M, int kc, int nw, const REAL *A, size_t am, size_t ak, const REAL *bp, int zero,
     REAL *C, size_t ldc)
 {
-    const int nv = (nw + VL - 1) / VL, full = nw == nv * VL;
+    const int nv = (nw + VL - 1) / VL;
     for (int m = 0, mr; m < M; m += mr) {
         mr = KSFX(tile_rows)(M - m);
         const REAL *Am = A + (size_t)m * am;
         REAL *c = C + (size_t)m * ldc;
-        KSFX(vec) t[KMR][4];
         /* the next tile's rows of C, which lie 4H apart (dW) and in L3 by
          * then: fetched during this tile rather than at its start */
         for (int r = mr; r < 2 * mr && m + r < M; r++)
             for (int v = 0; v < nv; v++) __builtin_prefetch(c + r * ldc + v * VL, 1, 3);
-        if (!zero)
-            for (int r = 0; r < mr; r++)
-                for (int v = 0; v < nv; v++)
-                    t[r][v] = full || v < nv - 1 ? *(const KSFX(vu) *)(c + r * ldc + v * VL)
-                                                 : KSFX(vload_n)(c + r * ldc + v * VL, nw - v * VL);
-#define PANEL_TILE(MR, NV) KSFX(tile)(MR, NV, zero, kc, Am, am, ak, bp, PW, VL, t)
+#define PANEL_TILE(MR, NV) KSFX(ctile)(MR, NV, zero, kc, nw, Am, am, ak, bp, c, ldc)
         KSFX_ROWS_NV(mr, nv, PANEL_TILE)
 #undef PANEL_TILE
-        for (int r = 0; r < mr; r++)
-            for (int v = 0; v < nv; v++)
-                if (full || v < nv - 1) *(KSFX(vu) *)(c + r * ldc + v * VL) = t[r][v];
-                else KSFX(vstore_n)(c + r * ldc + v * VL, t[r][v], nw - v * VL);
     }
 }
 

@@ -30,17 +30,25 @@ def test_show_config_names_the_parts():
     assert "float32, float64" in text
 
 
-def test_show_config_reports_the_large_products_route():
-    # the CPU's choice by default; forced either way, the report follows
+def test_show_config_reports_the_large_products_routes():
+    # the CPU's choice by default; forced either way, every route follows
     try:
-        for mode, says in ((0, "BLAS"), (1, "core tile kernels")):
+        for mode, route, says in ((0, "BLAS", "BLAS"), (1, "tile", "core tile kernels")):
             _core.set_large_products(mode)
-            assert _core.large_products() == bool(mode)
-            assert clstm.config.config()["large_products"].startswith(says)
+            routes = _core.large_products()
+            assert routes == {dt: {"dW": route, "dX": route} for dt in ("float32", "float64")}
+            text = clstm.config.config()["large_products"]
+            assert text == ", ".join(f"{dt} {p}: {says}" for dt in ("float32", "float64")
+                                     for p in ("dW", "dX"))
     finally:
         _core.set_large_products(-1)
-    want = "core tile kernels" if _core.large_products() else "BLAS"
-    assert clstm.config.config()["large_products"].startswith(want)
+    routes = _core.large_products()
+    # float64 never takes the tile kernels for dW where float32 does not
+    assert not (routes["float64"]["dW"] == "tile" and routes["float32"]["dW"] == "BLAS")
+    for dt in ("float32", "float64"):
+        for p in ("dW", "dX"):
+            assert f"{dt} {p}: " + {"tile": "core tile kernels", "BLAS": "BLAS"}[routes[dt][p]] \
+                in clstm.config.config()["large_products"]
 
 
 def test_cli_info_and_help(tmp_path):
