@@ -375,8 +375,16 @@ M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3   # glibc's mallopt parameter number
 
 
 def glibc():
-    """True where the C library is glibc on Linux (mallopt's parameters as above)."""
-    return platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
+    """True where the C library is glibc on Linux (mallopt's parameters as above)
+    and malloc is its own: an allocator put in front of it (ASan's, or
+    jemalloc's or tcmalloc's through LD_PRELOAD) does not follow mallopt."""
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return False
+    try:
+        first, libc = ctypes.CDLL(None).malloc, ctypes.CDLL("libc.so.6").malloc
+    except (OSError, AttributeError):
+        return False
+    return ctypes.cast(first, ctypes.c_void_p).value == ctypes.cast(libc, ctypes.c_void_p).value
 
 
 def steady_malloc(keep=KEEP_BYTES):
@@ -405,8 +413,8 @@ def malloc_setting(choice):
         line = steady_malloc()
         if line:
             return line
-        return ("malloc: the C library's own settings (--malloc steady: not glibc, or its "
-                "mallopt refused the threshold)")
+        return ("malloc: the C library's own settings (--malloc steady: malloc is not glibc's, "
+                "or its mallopt refused the threshold)")
     return "malloc: the C library's own settings (--malloc default)"
 
 
