@@ -482,16 +482,16 @@ typedef struct {
  * must be, every thread read all of dG twice, and these skinny products ran
  * at ~60 GFLOP/s on Zen 4.  Where a chunk of X and h_{t-1} (I + H rows)
  * no longer fits in L2 with the panel, the tile kernel still won on Zen 4
- * for float32 (the large shape's fwd+bwd 1.03x against OpenBLAS's AVX2
- * kernels) but lost for float64 (0.97x); with 512-bit FMAs at full width
- * (Zen 5) it ran them at ~170 GFLOP/s a core against ~100, so
- * clstm_own_large_products decides.
+ * for float32 (the large shape's dW 202-213 ms a thread against 208-227
+ * through OpenBLAS's AVX2 kernels) but lost for float64 (430-491 against
+ * 391-418); with 512-bit FMAs at full width (Zen 5) it ran them at ~170
+ * GFLOP/s a core against ~100, so clstm_own_large_products decides.
  * dX: by dot products of dG's rows with w_ih_t's (K->dots) where its rows
  * are few (shares are columns of dX, rows of w_ih_t, read in place; the
  * tile kernel, packing W_ih transposed, ran at ~53 GFLOP/s at
- * (50,1,256,256)); else by rows of dX on the tile kernel (fwd+bwd 1.05x
- * at (100,32,128,256) against BLAS on Zen 4) or through BLAS where the
- * core's vectors are narrower. */
+ * (50,1,256,256)); else by rows of dX on the tile kernel (4.1-4.5 ms a
+ * thread at (100,32,128,256) against 4.9-5.3 through BLAS on Zen 4) or
+ * through BLAS where the core's vectors are narrower. */
 static void SFX(weight_grads)(const SFX(bwd_job) *J, int tid, int nt)
 {
     const SFX(kernels) *K = J->k;
