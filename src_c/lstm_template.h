@@ -160,11 +160,17 @@ static const SFX(kernels) *SFX(pick_kernels)(int H)
     return &SFX(kernels_base);
 }
 
+/* Whether kernels k run `product` (CLSTM_PRODUCT_DW or _DX) themselves
+ * rather than through BLAS (clstm_own_large_products). */
+static int SFX(own_product)(const SFX(kernels) *k, int product)
+{
+    return clstm_own_large_products(product, k->vl * (int)sizeof(REAL), (int)sizeof(REAL));
+}
+
 int SFX(clstm_large_routes)(void)
 {
-    const int vb = SFX(pick_kernels)(0)->vl * (int)sizeof(REAL), rb = (int)sizeof(REAL);
-    return clstm_own_large_products(CLSTM_PRODUCT_DW, vb, rb) |
-           clstm_own_large_products(CLSTM_PRODUCT_DX, vb, rb) << 1;
+    const SFX(kernels) *k = SFX(pick_kernels)(0);
+    return SFX(own_product)(k, CLSTM_PRODUCT_DW) | SFX(own_product)(k, CLSTM_PRODUCT_DX) << 1;
 }
 
 /* How a call's work is split between threads.  By hidden units: each
@@ -496,10 +502,8 @@ static void SFX(weight_grads)(const SFX(bwd_job) *J, int tid, int nt)
 {
     const SFX(kernels) *K = J->k;
     const int T = J->T, B = J->B, I = J->I, H = J->H, G4 = 4 * H, TB = T * B, vl = K->vl;
-    const int own_dw = clstm_own_large_products(CLSTM_PRODUCT_DW, vl * (int)sizeof(REAL),
-                                                (int)sizeof(REAL));
-    const int own_dx = clstm_own_large_products(CLSTM_PRODUCT_DX, vl * (int)sizeof(REAL),
-                                                (int)sizeof(REAL));
+    const int own_dw = SFX(own_product)(K, CLSTM_PRODUCT_DW);
+    const int own_dx = SFX(own_product)(K, CLSTM_PRODUCT_DX);
     const REAL *dg0 = J->gates + (size_t)(J->reverse ? T - 1 : 0) * B * G4;  /* h0's step */
     /* dG's rows with a predecessor step [k_lo, k_hi), and their h_{t-1} */
     const int k_lo = J->reverse ? 0 : B, k_hi = J->reverse ? TB - B : TB;

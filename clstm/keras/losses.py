@@ -149,19 +149,12 @@ class Loss:
         out_dtype = yp.dtype if yp.dtype.kind == "f" else ypc.dtype
         entry_shape = ypc.shape[:-1]
         m = self._extra_mask(yt, self._mask(mask, entry_shape, yp.shape))
-        if m is None and sample_weight is None:   # every entry weighs 1: no masking arrays
-            denom = 1.0 if self.reduction == "sum" else float(np.prod(entry_shape))
-            if denom == 0:
-                return 0.0, np.zeros(yp.shape, dtype=out_dtype)
-            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-                values, dval = self._entries(yt, ypc, None)
-            loss = float(np.sum(values, dtype=np.float64) / denom)
-            grad = dval * ypc.dtype.type(1.0 / denom)
-            return loss, grad.reshape(yp.shape).astype(out_dtype, copy=False)
-        w = np.ones(entry_shape) if sample_weight is None else \
-            _entry_weights(self.name, sample_weight, entry_shape)
-        if m is not None:
-            w = np.where(m, w, 0.0)
+        weighted = m is not None or sample_weight is not None   # else every entry weighs 1
+        if weighted:
+            w = np.ones(entry_shape) if sample_weight is None else \
+                _entry_weights(self.name, sample_weight, entry_shape)
+            if m is not None:
+                w = np.where(m, w, 0.0)
         if self.reduction == "sum":
             denom = 1.0
         else:
@@ -170,10 +163,14 @@ class Loss:
             return 0.0, np.zeros(yp.shape, dtype=out_dtype)
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             values, dval = self._entries(yt, ypc, m)
-        coef = w / denom
-        keep = coef != 0
-        loss = float(np.sum(np.where(keep, values * coef, 0.0), dtype=np.float64))
-        grad = np.where(keep[..., None], dval * coef.astype(ypc.dtype)[..., None], 0)
+        if not weighted:   # no weighting arrays: the same numbers, fewer passes
+            loss = float(np.sum(values, dtype=np.float64) / denom)
+            grad = dval * ypc.dtype.type(1.0 / denom)
+        else:
+            coef = w / denom
+            keep = coef != 0
+            loss = float(np.sum(np.where(keep, values * coef, 0.0), dtype=np.float64))
+            grad = np.where(keep[..., None], dval * coef.astype(ypc.dtype)[..., None], 0)
         return loss, grad.reshape(yp.shape).astype(out_dtype, copy=False)
 
     def __call__(self, y_true, y_pred, mask=None, sample_weight=None):

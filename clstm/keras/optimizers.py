@@ -399,6 +399,7 @@ class Adam(Optimizer):
         self.beta_2 = _check_float("beta_2", beta_2, 0.0, 1.0, high_open=True)
         self.epsilon = _check_float("epsilon", epsilon)
         self.amsgrad = _check_bool("amsgrad", amsgrad)
+        self._alpha_key = self._alpha_val = None   # _alpha's cache
 
     def _slot_specs(self):
         specs = [("momentum", 0.0), ("velocity", 0.0)]
@@ -408,7 +409,7 @@ class Adam(Optimizer):
         """The step size of this iteration in dtype dt, computed once per
         iteration and dtype (not once per variable)."""
         key = (self.iterations, dt, lr, self.beta_1, self.beta_2)
-        if getattr(self, "_alpha_key", None) != key:
+        if self._alpha_key != key:
             t = dt(self.iterations + 1)
             b1, b2 = dt(self.beta_1), dt(self.beta_2)
             self._alpha_val = lr * np.sqrt(dt(1) - b2 ** t) / (dt(1) - b1 ** t)
