@@ -15,7 +15,7 @@ converted to it.
 """
 import numpy as np
 
-from . import _core
+from . import _alloc, _core
 from ._validate import (as_mask, as_real, asarray, check_blas_dims, check_shape,
                         resolve_dtype)
 
@@ -93,12 +93,12 @@ def lstm_forward(x, weight_ih, weight_hh, bias_ih=None, bias_hh=None, h0=None, c
     h0 = _state(h0, "h0", dtype, B, H)
     c0 = _state(c0, "c0", dtype, B, H)
     mask = None if mask is None else as_mask(mask, (T, B))
-    y = np.empty((T, B, H), dtype)
+    y = _alloc.empty((T, B, H), dtype)
     hn = np.empty((B, H), dtype)
     cn = np.empty((B, H), dtype)
-    gates = np.empty((T, B, 4 * H), dtype) if train else None
-    cs = np.empty((T, B, H), dtype) if train else None
-    hs = np.empty((T, B, H), dtype) if train and mask is not None else None
+    gates = _alloc.empty((T, B, 4 * H), dtype) if train else None
+    cs = _alloc.empty((T, B, H), dtype) if train else None
+    hs = _alloc.empty((T, B, H), dtype) if train and mask is not None else None
     if T == 0 or B == 0:
         hn[...] = 0 if h0 is None else h0
         cn[...] = 0 if c0 is None else c0
@@ -134,11 +134,11 @@ def lstm_backward(cache, dy, dh_n=None, dc_n=None):
     dy = check_shape(as_real(dy, "dy", dtype), "dy", (T, B, H))
     dh_n = _state(dh_n, "dh_n", dtype, B, H)
     dc_n = _state(dc_n, "dc_n", dtype, B, H)
-    dx = np.empty((T, B, I), dtype)
+    dx = _alloc.empty((T, B, I), dtype)
     dh0 = np.empty((B, H), dtype)
     dc0 = np.empty((B, H), dtype)
-    dw_ih_t = np.empty((I, 4 * H), dtype)
-    dw_hh_t = np.empty((H, 4 * H), dtype)
+    dw_ih_t = _alloc.empty((I, 4 * H), dtype)
+    dw_hh_t = _alloc.empty((H, 4 * H), dtype)
     db = np.empty(4 * H, dtype) if cache.has_bias else None
     cache.used = True
     if T == 0 or B == 0:

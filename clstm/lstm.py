@@ -6,7 +6,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-from . import _core
+from . import _alloc, _core
 from ._validate import (INT_MAX, as_mask, as_real, asarray, check_blas_dims, positive_int,
                         resolve_dtype)
 
@@ -24,6 +24,14 @@ def _rng(seed):
         raise type(e)(f"seed must be None, an int >= 0, a sequence of such ints or a numpy "
                       f"Generator, BitGenerator or SeedSequence, got {type(seed).__name__} "
                       f"{reprlib.repr(seed)} ({e})") from None
+
+
+def _held(a):
+    """Whether anyone but the pool holds the pooled array `a` (from
+    _alloc.empty) or a view of it.  References when free: to `a`, the pool's,
+    the caller's and getrefcount's argument; to its byte buffer, a's and the
+    argument (numpy points every view of `a`, .T included, at the buffer)."""
+    return sys.getrefcount(a) > 4 or sys.getrefcount(a.base) > 2
 
 
 class LSTM:
@@ -256,7 +264,7 @@ class LSTM:
         layers = []
         inp = x
         for layer in range(L):
-            y = np.empty((T, B, D * H), self.dtype)
+            y = _alloc.empty((T, B, D * H), self.dtype)
             saved = {"x": inp, "y": y, "gates": [], "cs": [], "hs": [], "dropout": None}
             for d in range(D):
                 k = layer * D + d
@@ -394,9 +402,8 @@ class LSTM:
         values: those arrays are not reused."""
         pool = self.__dict__.setdefault("_grad_pool", {})
         a = pool.get(key)
-        # references when free: the pool, `a`, getrefcount's argument
-        if a is None or a.shape != shape or a.dtype != self.dtype or sys.getrefcount(a) > 3:
-            a = pool[key] = np.empty(shape, self.dtype)
+        if a is None or a.shape != shape or a.dtype != self.dtype or _held(a):
+            a = pool[key] = _alloc.empty(shape, self.dtype)
         if not written:
             a[...] = 0
         return a
@@ -410,10 +417,9 @@ class LSTM:
         52 MB of gates, ~10% of the training forward at 2 threads."""
         pool = self.__dict__.setdefault("_train_pool", {})
         a = pool.get(key)
-        # references when free: the pool, `a`, getrefcount's argument
-        if a is None or a.shape != shape or a.dtype != self.dtype or sys.getrefcount(a) > 3:
+        if a is None or a.shape != shape or a.dtype != self.dtype or _held(a):
             a = pool[key] = None   # the old one goes before the new one comes
-            a = pool[key] = np.empty(shape, self.dtype)
+            a = pool[key] = _alloc.empty(shape, self.dtype)
         return a
 
     def backward(self, dy, dstate=None):
@@ -454,7 +460,7 @@ class LSTM:
         for layer in reversed(range(L)):
             saved = cache["layers"][layer]
             inp = saved["x"]
-            dx = (np.empty if run else np.zeros)(inp.shape, self.dtype)
+            dx = (_alloc.empty if run else _alloc.zeros)(inp.shape, self.dtype)
             for d in range(D):
                 k = layer * D + d
                 sfx = f"_l{layer}" + ("_reverse" if d else "")

@@ -77,6 +77,15 @@
 #define CLSTM_FUSED_MIN_ROWS 8
 #endif
 
+/* The training forward writes its gates (T, B, 4H) with streaming stores
+ * once they are at least this many bytes: the backward reads them only
+ * after the whole sequence, so written through the caches they only push
+ * out the step's weight panels and cost each line a read for ownership.
+ * (Measured in bench/RESULTS.md, session 13.) */
+#ifndef CLSTM_STREAM_GATES_BYTES
+#define CLSTM_STREAM_GATES_BYTES (4.0 * 1024 * 1024)
+#endif
+
 /* Batches of at most this many rows compute the backward's dh = dG W_hh as
  * dot products on w_hh_t (not packed; tile_template.h, dots). */
 #ifndef CLSTM_BACK_DOT_ROWS

@@ -44,6 +44,7 @@ typedef struct {
     const REAL *hp; size_t ldhp;   /* h_{t-1} (B, ldhp), NULL for zeros */
     const REAL *G;                 /* (B, 4H): input projection + bias (not fused) */
     REAL *Gout;                    /* (B, 4H): activated gates out, or NULL */
+    int stream;                    /* Gout by streaming stores, where aligned */
     const REAL *cp; REAL *c;       /* c_{t-1}, c_t (B, H) */
     REAL *hs; size_t ldhs;         /* state h_t */
     REAL *y; size_t ldy;           /* output h_t (0 where masked) */
@@ -315,7 +316,7 @@ static void SFX(copy_rows)(int B, int H, const REAL *src, int lds, REAL *dst)
 typedef struct {
     const SFX(kernels) *k;
     clstm_barrier *bar;
-    int T, B, I, H, reverse, chunk, train, by_batch, fused;
+    int T, B, I, H, reverse, chunk, train, by_batch, fused, stream;
     const REAL *x, *w_ih_t, *w_hh_t, *bias, *h0, *c0;
     const unsigned char *mask;
     REAL *y; int ldy;
@@ -385,6 +386,7 @@ static void SFX(forward_thread)(const SFX(fwd_job) *J, int tid, int nt)
             io.ldhp = s == 0 ? (size_t)H : (size_t)ldh;
             io.G = gc + (size_t)(t - tlo) * BG;
             io.Gout = train || !J->fused ? gc + (size_t)(t - tlo) * BG : NULL;
+            io.stream = J->stream;
             io.cp = s == 0 ? J->c0 : train ? J->cs + (size_t)tp * BH : J->cbuf + ((s - 1) & 1) * BH;
             io.c = train ? J->cs + (size_t)t * BH : J->cbuf + (s & 1) * BH;
             io.hs = HSTATE(s, t);
@@ -407,6 +409,7 @@ static void SFX(forward_thread)(const SFX(fwd_job) *J, int tid, int nt)
         }
     }
 #undef HSTATE
+    if (J->stream) __atomic_thread_fence(__ATOMIC_SEQ_CST);   /* streaming stores drained */
 }
 
 int SFX(clstm_lstm_forward)(const clstm_blas *blas, int T, int B, int I, int H,
@@ -429,6 +432,7 @@ int SFX(clstm_lstm_forward)(const clstm_blas *blas, int T, int B, int I, int H,
     J.y = y; J.ldy = ldy; J.gates = gates; J.cs = cs; J.hs = hs;
     J.chunk = clstm_forward_chunk(T, B, H);
     J.fused = I <= CLSTM_FUSED_INPUT_MAX || B >= CLSTM_FUSED_MIN_ROWS;
+    J.stream = train && J.fused && (double)T * BG * sizeof(REAL) >= CLSTM_STREAM_GATES_BYTES;
     J.pih = SFX(align64)(ws);
     REAL *zbias = J.pih + CLSTM_GATE_PANELS(I, H) + CLSTM_GATE_PANELS(H, H);
     /* fused: one set of [W_ih^T; W_hh^T] panels fills both parts */

@@ -90,6 +90,19 @@ static inline __attribute__((always_inline)) KATTR void KSFX(vstore_n)(REAL *dst
 #endif
 }
 
+/* *dst = v without bringing dst's line into the cache (dst KVB-aligned):
+ * for the training forward's gates, which the backward reads only after the
+ * whole sequence (KSFX(step_rows)). */
+static inline __attribute__((always_inline)) KATTR void KSFX(vstream)(REAL *dst, KSFX(vec) v)
+{
+#if CLSTM_X86 && KINTRIN
+    if (sizeof(REAL) == 4) KSFX_MM(stream_ps)((float *)dst, (KSFX(mm_ps))v);
+    else KSFX_MM(stream_pd)((double *)dst, (KSFX(mm_pd))v);
+#else
+    *(KSFX(vec) *)dst = v;
+#endif
+}
+
 /* max(lo, e) and min(hi, e) lane by lane; NaN in e stays NaN (x86's
  * max/min return their second operand when either is NaN).  One instruction
  * each on x86, where a compare and select took four. */
@@ -396,6 +409,8 @@ static inline __attribute__((always_inline)) KATTR void KSFX(step_rows)(
     int mr, const SFX(step_io) *s, const REAL *P, int b, int j, int w)
 {
     const int H = s->H, full = w == VL;
+    /* every gate vector on its own line: rows 4H apart, blocks VL apart */
+    const int stream = s->stream && H % VL == 0 && !((uintptr_t)s->Gout % KVB);
     KSFX(vec) acc[KMR][4];
     KSFX(step_acc)(mr, 4, s, P, PW, b, acc);
     /* add what the recurrent product adds to: the rows' input projections,
@@ -426,7 +441,9 @@ static inline __attribute__((always_inline)) KATTR void KSFX(step_rows)(
             *(KSFX(vu) *)(s->c + o) = c[r];
             *(KSFX(vu) *)hrow = h[r];
             if (ysep) *(KSFX(vu) *)ysep = h[r];
-            if (gout)
+            if (gout && stream)
+                for (int g = 0; g < 4; g++) KSFX(vstream)(gout + (size_t)g * H, acc[r][g]);
+            else if (gout)
                 for (int g = 0; g < 4; g++) *(KSFX(vu) *)(gout + (size_t)g * H) = acc[r][g];
             continue;
         }
