@@ -6,20 +6,31 @@ vectors (64 bytes with AVX-512) along the rows of its outputs; on a
 training forward writes its gates by streaming stores, which need whole
 aligned vectors (src_c/tile_template.h, vstream): on a misaligned gates
 array it falls back to ordinary stores.
+
+Arrays under MIN_BYTES come from np.empty as they are: aligning one costs
+~1.5 us, more than its stores gain (the smallest benchmark shape's forward
+takes ~15 us in all).
 """
+import math
+
 import numpy as np
 
+from . import _core
+
 ALIGN = 64
+MIN_BYTES = 16384
 
 
 def empty(shape, dtype):
-    """An uninitialized C-contiguous array of `shape` (a tuple) and `dtype`
-    whose data start on a 64-byte boundary: a view into a byte buffer 64
-    bytes longer than the data."""
+    """An uninitialized C-contiguous array of `shape` (a tuple) and `dtype`;
+    from MIN_BYTES up, its data start on a 64-byte boundary (a view into a
+    byte buffer 64 bytes longer than the data)."""
     dtype = np.dtype(dtype)
-    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    nbytes = math.prod(shape) * dtype.itemsize
+    if nbytes < MIN_BYTES:
+        return np.empty(shape, dtype)
     raw = np.empty(nbytes + ALIGN, np.uint8)
-    start = -raw.ctypes.data % ALIGN
+    start = -_core.data_address(raw) % ALIGN
     return raw[start:start + nbytes].view(dtype).reshape(shape)
 
 

@@ -29,9 +29,10 @@ def _rng(seed):
 def _held(a):
     """Whether anyone but the pool holds the pooled array `a` (from
     _alloc.empty) or a view of it.  References when free: to `a`, the pool's,
-    the caller's and getrefcount's argument; to its byte buffer, a's and the
-    argument (numpy points every view of `a`, .T included, at the buffer)."""
-    return sys.getrefcount(a) > 4 or sys.getrefcount(a.base) > 2
+    the caller's and getrefcount's argument; to an aligned array's byte
+    buffer, a's and the argument (numpy points every view of `a`, .T
+    included, at the buffer; at `a` itself where `a` owns its data)."""
+    return sys.getrefcount(a) > 4 or (a.base is not None and sys.getrefcount(a.base) > 2)
 
 
 class LSTM:

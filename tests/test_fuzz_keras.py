@@ -32,7 +32,7 @@ def keras_array(draw, shape, refused_chance=10, bound=None):
     bools), sometimes complex / object / str / datetime."""
     values = draw(float_values(shape))
     if bound is not None:
-        values = np.clip(values, -bound, bound)
+        values = np.asarray(np.clip(values, -bound, bound))   # 0-d: clip gives a scalar
     refused = refused_chance is not None and draw(st.integers(0, refused_chance)) == 0
     dtypes = REFUSED_DTYPES if refused else NUMERIC_DTYPES
     dt = draw(st.sampled_from(dtypes))

@@ -158,13 +158,13 @@ def test_gradient_descent_reduces_loss():
     assert losses[-1] < 0.3 * losses[0]
 
 
-def _two_backwards(keep):
+def _two_backwards(keep, I=6, H=5):
     """Two backward passes of different data; `keep` picks what of the first
     pass's gradients the caller holds on to.  Returns the LSTM, the first
     pass's gradients as held and as copied at once, and the second's."""
-    lstm = clstm.LSTM(6, 5, num_layers=2, bidirectional=True, dtype=np.float64, seed=3)
+    lstm = clstm.LSTM(I, H, num_layers=2, bidirectional=True, dtype=np.float64, seed=3)
     rng = np.random.default_rng(3)
-    x1, x2 = rng.standard_normal((2, 4, 3, 6))
+    x1, x2 = rng.standard_normal((2, 4, 3, I))
     y, _ = lstm.forward(x1, train=True)
     lstm.backward(np.ones_like(y))
     first_copy = {k: v.copy() for k, v in lstm.grads.items()}
@@ -174,8 +174,12 @@ def _two_backwards(keep):
     return lstm, held, first_copy, dict(lstm.grads)
 
 
+# (I, H): the weight gradients under _alloc.MIN_BYTES (numpy's own arrays),
+# and over it (64-byte aligned views into a byte buffer, where numpy points
+# every view of the array)
+@pytest.mark.parametrize("I, H", [(6, 5), (30, 40)])
 @pytest.mark.parametrize("keep", ["nothing", "the dict", "one array", "a view"])
-def test_gradient_arrays_are_reused_only_when_nobody_holds_them(keep):
+def test_gradient_arrays_are_reused_only_when_nobody_holds_them(keep, I, H):
     # backward reuses the last call's gradient arrays (new pages fault on
     # first write) unless the caller still refers to them
     held_of = {"nothing": lambda g: None, "the dict": lambda g: g,
@@ -184,11 +188,11 @@ def test_gradient_arrays_are_reused_only_when_nobody_holds_them(keep):
     ids = {}
     lstm, held, first, second = _two_backwards(
         lambda g: (ids.update({k: id(v.base if v.base is not None else v) for k, v in g.items()}),
-                   held_of(g))[1])
+                   held_of(g))[1], I, H)
     # the second pass's gradients are right whatever was reused
-    fresh = clstm.LSTM(6, 5, num_layers=2, bidirectional=True, dtype=np.float64, seed=3)
+    fresh = clstm.LSTM(I, H, num_layers=2, bidirectional=True, dtype=np.float64, seed=3)
     rng = np.random.default_rng(3)
-    _, x2 = rng.standard_normal((2, 4, 3, 6))
+    _, x2 = rng.standard_normal((2, 4, 3, I))
     y, _ = fresh.forward(x2, train=True)
     fresh.backward(np.ones_like(y))
     for k, v in fresh.grads.items():
