@@ -37,8 +37,8 @@ def keras_array(draw, shape, refused_chance=10, bound=None):
     dtypes = REFUSED_DTYPES if refused else NUMERIC_DTYPES
     dt = draw(st.sampled_from(dtypes))
     how = draw(st.sampled_from(LAYOUTS))
-    if how == "list" and (np.dtype(dt).kind in "MmV" or values.size == 0):
-        how = "c"                      # an empty array as a list is [], of another shape
+    if how == "list" and (np.dtype(dt).kind in "MmVO" or values.size == 0):
+        how = "c"   # an empty array as a list is [], of another shape; objects list as floats
     given_ = layout(cast(values, dt), how)
     return given_, np.asarray(given_)
 
@@ -365,9 +365,8 @@ def test_keras_model_fit_predict_any_arguments(data):
     if len(ya) != N:
         d.add(ValueError, "different numbers of samples", f"{N} and {len(ya)}")
     bs, epochs = draw(st.sampled_from(BATCH_SIZES)), draw(st.sampled_from(EPOCHS))
-    y_mismatch = len(ya) == N and ya.shape != (N, K)
-    if y_mismatch and epochs != 0:       # found when the loss is first computed
-        d.add(ValueError, "y_true shape", "is incompatible with y_pred shape")
+    # Keras reads y (N,) as (N, 1): a mismatch only where K > 1
+    y_mismatch = len(ya) == N and ya.shape != (N, K) and not (K == 1 and ya.shape == (N,))
     _arg_defect(d, bs, "batch_size", 1, default_ok=True)
     _arg_defect(d, epochs, "epochs", 0)
     vkind = draw(st.sampled_from(["none", "none", "split", "data", "bad_split", "bad_data"]))
@@ -383,9 +382,12 @@ def test_keras_model_fit_predict_any_arguments(data):
     elif vkind == "data":
         kw["validation_data"] = (x, ya)
     elif vkind == "bad_data":
-        kw["validation_data"] = draw(st.sampled_from([(x,), (x, ya, ya), x]))
+        # x alone as an array: a list x of two samples would read as (x_val, y_val)
+        kw["validation_data"] = draw(st.sampled_from([(x,), (x, ya, ya), xa]))
         d.add(ValueError, "validation_data must be a tuple (x_val, y_val)", "got")
     split_n = int(N * 0.5) if vkind == "split" else N
+    if y_mismatch and epochs != 0 and split_n > 0:   # found when the loss is first computed
+        d.add(ValueError, "y_true shape", "is incompatible with y_pred shape")
     if not d and split_n == 0:
         d.add(ValueError, "no training samples")
     err = io.StringIO()
@@ -416,7 +418,8 @@ def test_keras_model_fit_predict_any_arguments(data):
         model.predict(x, batch_size=draw(st.sampled_from([0, -3, 1.5, "2"])))
     if N:
         ev = model.evaluate(x, ya, verbose=0, batch_size=3)
-        want = float(np.mean(np.abs(p_all - ya) ** (2 if model.loss.name.endswith("squared_error")
+        yk = ya.reshape(N, K)   # y (N,) with K = 1 is read as (N, 1)
+        want = float(np.mean(np.abs(p_all - yk) ** (2 if model.loss.name.endswith("squared_error")
                                                        else 1)))
         if np.isfinite(want):
             assert ev == pytest.approx(want, rel=1e-4, abs=1e-6)
