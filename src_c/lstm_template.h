@@ -44,7 +44,7 @@ typedef struct {
     const REAL *hp; size_t ldhp;   /* h_{t-1} (B, ldhp), NULL for zeros */
     const REAL *G;                 /* (B, 4H): input projection + bias (not fused) */
     REAL *Gout;                    /* (B, 4H): activated gates out, or NULL */
-    int stream;                    /* Gout by streaming stores, where aligned */
+    int stream;                    /* Gout by streaming stores (whole aligned vectors) */
     const REAL *cp; REAL *c;       /* c_{t-1}, c_t (B, H) */
     REAL *hs; size_t ldhs;         /* state h_t */
     REAL *y; size_t ldy;           /* output h_t (0 where masked) */
@@ -432,7 +432,10 @@ int SFX(clstm_lstm_forward)(const clstm_blas *blas, int T, int B, int I, int H,
     J.y = y; J.ldy = ldy; J.gates = gates; J.cs = cs; J.hs = hs;
     J.chunk = clstm_forward_chunk(T, B, H);
     J.fused = I <= CLSTM_FUSED_INPUT_MAX || B >= CLSTM_FUSED_MIN_ROWS;
-    J.stream = train && J.fused && (double)T * BG * sizeof(REAL) >= CLSTM_STREAM_GATES_BYTES;
+    /* streaming stores take whole aligned vectors: each gate vector on its
+     * own lines (rows 4H apart, unit blocks vl apart) */
+    J.stream = train && J.fused && (double)T * BG * sizeof(REAL) >= CLSTM_STREAM_GATES_BYTES &&
+               H % J.k->vl == 0 && (uintptr_t)gates % ((size_t)J.k->vl * sizeof(REAL)) == 0;
     J.pih = SFX(align64)(ws);
     REAL *zbias = J.pih + CLSTM_GATE_PANELS(I, H) + CLSTM_GATE_PANELS(H, H);
     /* fused: one set of [W_ih^T; W_hh^T] panels fills both parts */

@@ -409,8 +409,6 @@ static inline __attribute__((always_inline)) KATTR void KSFX(step_rows)(
     int mr, const SFX(step_io) *s, const REAL *P, int b, int j, int w)
 {
     const int H = s->H, full = w == VL;
-    /* every gate vector on its own line: rows 4H apart, blocks VL apart */
-    const int stream = s->stream && H % VL == 0 && !((uintptr_t)s->Gout % KVB);
     KSFX(vec) acc[KMR][4];
     KSFX(step_acc)(mr, 4, s, P, PW, b, acc);
     /* add what the recurrent product adds to: the rows' input projections,
@@ -441,7 +439,7 @@ static inline __attribute__((always_inline)) KATTR void KSFX(step_rows)(
             *(KSFX(vu) *)(s->c + o) = c[r];
             *(KSFX(vu) *)hrow = h[r];
             if (ysep) *(KSFX(vu) *)ysep = h[r];
-            if (gout && stream)
+            if (gout && s->stream)
                 for (int g = 0; g < 4; g++) KSFX(vstream)(gout + (size_t)g * H, acc[r][g]);
             else if (gout)
                 for (int g = 0; g < 4; g++) *(KSFX(vu) *)(gout + (size_t)g * H) = acc[r][g];
