@@ -229,6 +229,22 @@ static SFX(work) SFX(work_of)(int nb, int B, int by_batch, int tid, int nt)
     return w;
 }
 
+/* Split by rows, the threads take groups of CLSTM_GROUP_ROWS rows (the
+ * last group also the remainder) from a shared counter and run each through
+ * the whole sequence, since rows never meet: with a fixed half each, every
+ * call waited for the slower core.  Two threads take from either end,
+ * more from the front.  Group g's rows: [*b0, *b1); -1 when none is left. */
+static int SFX(take_group)(int *next, int tid, int nt, int B, int *b0, int *b1)
+{
+    const int ng = B / CLSTM_GROUP_ROWS > 0 ? B / CLSTM_GROUP_ROWS : 1;
+    int g;
+    if (nt == 2 && ng < 32768) g = clstm_counter_take_end(next, 0, tid, ng);
+    else if ((g = clstm_counter_take(next, 0)) >= ng) g = -1;
+    *b0 = g * CLSTM_GROUP_ROWS;
+    *b1 = g == ng - 1 ? B : *b0 + CLSTM_GROUP_ROWS;
+    return g;
+}
+
 static void SFX(barrier)(clstm_barrier *b, int *sense)
 {
     clstm_barrier_wait(b, sense);
@@ -326,34 +342,17 @@ typedef struct {
     int *next;                      /* split by units: the next block of step s, next[s & 1] */
 } SFX(fwd_job);
 
-static void SFX(forward_thread)(const SFX(fwd_job) *J, int tid, int nt)
+/* The whole sequence for rows [b0, b1): all of them split by units (this
+ * thread's unit blocks [u0, u1), or blocks from the counter when dyn, with
+ * a barrier per step), one group of them split by rows (every block). */
+static void SFX(forward_rows)(const SFX(fwd_job) *J, int tid, int nt, int b0, int b1,
+                              int u0, int u1, int dyn, int *sense)
 {
     const SFX(kernels) *K = J->k;
     const int T = J->T, B = J->B, I = J->I, H = J->H, train = J->train;
     const size_t BH = (size_t)B * H, BG = 4 * BH;
     const int nb = K->unit_blocks(H);
-    const SFX(work) w = SFX(work_of)(nb, B, J->by_batch, tid, nt);
-    const int b0 = w.b0, b1 = w.b1, u0 = w.u0, u1 = w.u1, p0 = w.p0, p1 = w.p1;
     const int ldh = J->mask ? H : J->ldy;
-    /* Split by units, the threads take a step's unit blocks one at a time
-     * from a shared counter rather than a fixed share: on a shared machine
-     * one core often runs slower than the other, and with fixed shares
-     * every step waited for it (the large shape at 2 threads was 1.34x
-     * 1 thread's speed on such a host, ORT's 1.46x).  The same block gives
-     * the same numbers whichever thread computes it.  Small steps keep
-     * fixed shares: there the product streams each thread's panels from
-     * its own L2, and blocks that move between threads come from L3. */
-    const int dyn = !J->by_batch && nt > 1 &&
-                    2.0 * B * 4 * H * (H + (J->fused ? I : 0)) >= CLSTM_DYNAMIC_MIN_FLOPS;
-    /* the step's panels compact (a small last block), the projection's not */
-    if (J->fused)   /* one panel per block over [W_ih^T; W_hh^T] */
-        K->pack_gates(I, J->w_ih_t, H, J->w_hh_t, H, p0, p1, 1, J->phh);
-    else {
-        K->pack_gates(I, J->w_ih_t, 0, NULL, H, p0, p1, 0, J->pih);
-        K->pack_gates(H, J->w_hh_t, 0, NULL, H, p0, p1, 1, J->phh);
-    }
-    int sense = 0;
-    if (J->by_batch || dyn) SFX(barrier)(J->bar, &sense);   /* threads read others' panels */
     /* Where step s keeps its hidden state h_t: without a mask the outputs y
      * are the states; with one, skipped steps output 0 while the state
      * carries on, so states live apart. */
@@ -372,7 +371,7 @@ static void SFX(forward_thread)(const SFX(fwd_job) *J, int tid, int nt)
                            gc + (size_t)i * BG + (size_t)b0 * 4 * H, u0, u1);
         else {
             K->project(n * B, I, H, xc, J->pih, J->bias, gc, u0, u1);
-            if (dyn) SFX(barrier)(J->bar, &sense);   /* the steps read every block's G */
+            if (dyn) SFX(barrier)(J->bar, sense);   /* the steps read every block's G */
         }
         for (int s = s0; s < s0 + n; s++) {
             const int t = J->reverse ? T - 1 - s : s;
@@ -405,10 +404,42 @@ static void SFX(forward_thread)(const SFX(fwd_job) *J, int tid, int nt)
             } else {
                 K->step(b0, b1, &io, J->phh, u0, u1);
             }
-            if (!J->by_batch) SFX(barrier)(J->bar, &sense);
+            if (!J->by_batch) SFX(barrier)(J->bar, sense);
         }
     }
 #undef HSTATE
+}
+
+static void SFX(forward_thread)(const SFX(fwd_job) *J, int tid, int nt)
+{
+    const SFX(kernels) *K = J->k;
+    const int B = J->B, I = J->I, H = J->H;
+    const int nb = K->unit_blocks(H);
+    const SFX(work) w = SFX(work_of)(nb, B, J->by_batch, tid, nt);
+    /* Split by units, the threads take a step's unit blocks one at a time
+     * from a shared counter rather than a fixed share: on a shared machine
+     * one core often runs slower than the other, and with fixed shares
+     * every step waited for it (the large shape at 2 threads was 1.34x
+     * 1 thread's speed on such a host, ORT's 1.46x).  The same block gives
+     * the same numbers whichever thread computes it.  Small steps keep
+     * fixed shares: there the product streams each thread's panels from
+     * its own L2, and blocks that move between threads come from L3. */
+    const int dyn = !J->by_batch && nt > 1 &&
+                    2.0 * B * 4 * H * (H + (J->fused ? I : 0)) >= CLSTM_DYNAMIC_MIN_FLOPS;
+    /* the step's panels compact (a small last block), the projection's not */
+    if (J->fused)   /* one panel per block over [W_ih^T; W_hh^T] */
+        K->pack_gates(I, J->w_ih_t, H, J->w_hh_t, H, w.p0, w.p1, 1, J->phh);
+    else {
+        K->pack_gates(I, J->w_ih_t, 0, NULL, H, w.p0, w.p1, 0, J->pih);
+        K->pack_gates(H, J->w_hh_t, 0, NULL, H, w.p0, w.p1, 1, J->phh);
+    }
+    int sense = 0;
+    if (J->by_batch || dyn) SFX(barrier)(J->bar, &sense);   /* threads read others' panels */
+    if (!J->by_batch)
+        SFX(forward_rows)(J, tid, nt, 0, B, w.u0, w.u1, dyn, &sense);
+    else
+        for (int g, b0, b1; (g = SFX(take_group)(J->next, tid, nt, B, &b0, &b1)) >= 0;)
+            SFX(forward_rows)(J, tid, nt, b0, b1, 0, nb, 0, &sense);
     if (J->stream) __atomic_thread_fence(__ATOMIC_SEQ_CST);   /* streaming stores drained */
 }
 
@@ -564,32 +595,22 @@ static void SFX(weight_grads)(const SFX(bwd_job) *J, int tid, int nt)
     }
 }
 
-static void SFX(backward_thread)(const SFX(bwd_job) *J, int tid, int nt)
+/* The recurrence for rows [b0, b1) from the last step to the first: all of
+ * them split by units (this thread's units [j0, j1) of unit blocks [u0, u1),
+ * or groups of blocks from the counter when dyn), one group of them split
+ * by rows (every unit). */
+static void SFX(backward_rows)(const SFX(bwd_job) *J, int tid, int nt, int b0, int b1,
+                               int u0, int u1, int dyn, int *sense)
 {
     const SFX(kernels) *K = J->k;
     const int T = J->T, B = J->B, I = J->I, H = J->H, G4 = 4 * H;
     const size_t BH = (size_t)B * H, BG = 4 * BH;
     const int nb = K->unit_blocks(H);
-    const SFX(work) w = SFX(work_of)(nb, B, J->by_batch, tid, nt);
-    const int b0 = w.b0, b1 = w.b1, u0 = w.u0, u1 = w.u1, p0 = w.p0, p1 = w.p1;
     const int j0 = u0 * K->vl, j1 = u1 * K->vl < H ? u1 * K->vl : H, n = j1 - j0;
+    const int dot = B <= CLSTM_BACK_DOT_ROWS;   /* dh by dot products, W_hh unpacked */
+    const int ng = (nb + 3) / 4;                /* dyn: groups of 4 unit blocks */
     int x0 = b0, x1 = b1;   /* the rows of dx_t this thread computes (dx_step) */
     if (!J->by_batch) SFX(share)(B, tid, nt, &x0, &x1);
-    const int dot = B <= CLSTM_BACK_DOT_ROWS;   /* dh by dot products, W_hh unpacked */
-    /* Big products take their groups of 4 unit blocks from a shared counter,
-     * as the forward's steps do (why there); a second barrier per step then
-     * keeps the next cell pass from reading dh before it is complete. */
-    const int ng = (nb + 3) / 4;
-    /* With that barrier, the cell pass splits the rows rather than the
-     * units: its ten streams then run a whole row of H units each, and per
-     * thread half as many row starts (at (100,32,128,256) the pass took as
-     * long on 2 threads as on 1 split by units, 1.3-1.5 ms a thread; by
-     * rows 0.85 on this host). */
-    const int dyn = !J->by_batch && nt > 1 && !dot &&
-                    2.0 * B * 4 * H * H >= CLSTM_DYNAMIC_MIN_FLOPS;
-    if (!dot) K->pack_units(H, J->w_hh_t, p0, p1, J->pw);
-    int sense = 0;
-    if (J->by_batch || dyn) SFX(barrier)(J->bar, &sense);
     for (int s = T - 1; s >= 0; s--) {
         const int t = J->reverse ? T - 1 - s : s;
         const int tp = J->reverse ? t + 1 : t - 1;
@@ -603,7 +624,7 @@ static void SFX(backward_thread)(const SFX(bwd_job) *J, int tid, int nt)
         } else if (n > 0) {
             K->cell_back(b0, b1, H, j0, j1, Gt, ct, cp, dyt, J->lddy, J->dhr, J->dc, m);
         }
-        if (!J->by_batch) SFX(barrier)(J->bar, &sense);   /* the product needs all dG */
+        if (!J->by_batch) SFX(barrier)(J->bar, sense);   /* the product needs all dG */
         if (J->dx_step && x1 > x0)
             K->dots(x1 - x0, I, G4, Gt + (size_t)x0 * G4, G4, J->w_ih_t, G4, J->dx_beta, NULL,
                     J->dx + ((size_t)t * B + x0) * I, I);
@@ -615,11 +636,38 @@ static void SFX(backward_thread)(const SFX(bwd_job) *J, int tid, int nt)
             if (tid == 0) clstm_counter_reset(J->next, s + 1);   /* step s + 1 used it */
             for (int g; (g = clstm_counter_take(J->next, s)) < ng;)
                 K->back_step(b0, b1, H, Gt, J->pw, m, J->dhr, 4 * g, 4 * g + 4 < nb ? 4 * g + 4 : nb);
-            SFX(barrier)(J->bar, &sense);   /* the next cell pass reads all of dh */
+            SFX(barrier)(J->bar, sense);   /* the next cell pass reads all of dh */
         } else {
             K->back_step(b0, b1, H, Gt, J->pw, m, J->dhr, u0, u1);
         }
     }
+}
+
+static void SFX(backward_thread)(const SFX(bwd_job) *J, int tid, int nt)
+{
+    const SFX(kernels) *K = J->k;
+    const int B = J->B, H = J->H;
+    const int nb = K->unit_blocks(H);
+    const SFX(work) w = SFX(work_of)(nb, B, J->by_batch, tid, nt);
+    const int dot = B <= CLSTM_BACK_DOT_ROWS;
+    /* Big products take their groups of 4 unit blocks from a shared counter,
+     * as the forward's steps do (why there); a second barrier per step then
+     * keeps the next cell pass from reading dh before it is complete.
+     * With that barrier, the cell pass splits the rows rather than the
+     * units: its ten streams then run a whole row of H units each, and per
+     * thread half as many row starts (at (100,32,128,256) the pass took as
+     * long on 2 threads as on 1 split by units, 1.3-1.5 ms a thread; by
+     * rows 0.85 on this host). */
+    const int dyn = !J->by_batch && nt > 1 && !dot &&
+                    2.0 * B * 4 * H * H >= CLSTM_DYNAMIC_MIN_FLOPS;
+    if (!dot) K->pack_units(H, J->w_hh_t, w.p0, w.p1, J->pw);
+    int sense = 0;
+    if (J->by_batch || dyn) SFX(barrier)(J->bar, &sense);
+    if (!J->by_batch)
+        SFX(backward_rows)(J, tid, nt, 0, B, w.u0, w.u1, dyn, &sense);
+    else
+        for (int g, b0, b1; (g = SFX(take_group)(J->next, tid, nt, B, &b0, &b1)) >= 0;)
+            SFX(backward_rows)(J, tid, nt, b0, b1, 0, nb, 0, &sense);
     SFX(barrier)(J->bar, &sense);   /* the weight gradients need all of dG */
     SFX(weight_grads)(J, tid, nt);
 }
