@@ -25,6 +25,8 @@ axis, then clips; ``from_logits=True`` uses exact log-sigmoid / log-softmax
 
 import numbers
 
+import math
+
 import numpy as np
 
 __all__ = ["Loss", "MeanSquaredError", "MeanAbsoluteError", "BinaryCrossentropy",
@@ -42,6 +44,15 @@ def _real_array(x, what):
     if a.dtype.kind not in "biuf":
         raise TypeError(f"{what} must be numeric, got dtype {a.dtype}")
     return a
+
+
+def _mean_last(a):
+    """np.mean(a, axis=-1): for float32 and float64 the same numbers (the same
+    sum, then one correctly rounded division) without np.mean's ~4 us of
+    Python a call, a sizeable part of a small training step's loss."""
+    if a.dtype.itemsize < 4 or a.shape[-1] == 0:
+        return np.mean(a, axis=-1)
+    return np.add.reduce(a, axis=-1) / a.dtype.type(a.shape[-1])
 
 
 def _check_unit_float(name, value):
@@ -158,7 +169,7 @@ class Loss:
         if self.reduction == "sum":
             denom = 1.0
         else:
-            denom = float(np.sum(m)) if m is not None else float(np.prod(entry_shape))
+            denom = float(np.sum(m)) if m is not None else float(math.prod(entry_shape))
         if denom == 0:
             return 0.0, np.zeros(yp.shape, dtype=out_dtype)
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
@@ -228,7 +239,7 @@ class MeanSquaredError(Loss):
 
     def _entries(self, yt, yp, valid, need_grad=True):
         d = yp - yt
-        values = np.mean(d * d, axis=-1)
+        values = _mean_last(d * d)
         return values, (d * yp.dtype.type(2.0 / yp.shape[-1]) if need_grad else None)
 
 
@@ -239,7 +250,7 @@ class MeanAbsoluteError(Loss):
 
     def _entries(self, yt, yp, valid, need_grad=True):
         d = yp - yt
-        values = np.mean(np.abs(d), axis=-1)
+        values = _mean_last(np.abs(d))
         return values, (np.sign(d) * yp.dtype.type(1.0 / yp.shape[-1]) if need_grad else None)
 
 
@@ -285,7 +296,7 @@ class BinaryCrossentropy(_SmoothedCrossentropy):
             g = None
             if need_grad:
                 g = np.where((yp >= eps) & (yp <= hi), (1 - t) / (1 - q) - t / q, 0)
-        values = np.mean(el, axis=-1)
+        values = _mean_last(el)
         return values, (g * dt(1.0 / yp.shape[-1]) if need_grad else None)
 
 

@@ -1,4 +1,6 @@
 """Dense, Dropout and Embedding."""
+import math
+
 import numpy as np
 
 from .. import utils
@@ -88,7 +90,7 @@ class Dense(Layer):
         x, a = self._cache
         dy = _checked_dy(self, dy, a.shape)
         dz = _ACTIVATIONS[self.activation][1](dy, a)
-        rows = int(np.prod(x.shape[:-1]))      # not -1: ambiguous when a size is 0
+        rows = math.prod(x.shape[:-1])      # not -1: ambiguous when a size is 0
         x2, dz2 = x.reshape(rows, x.shape[-1]), dz.reshape(rows, self.units)
         self.grads = {"kernel": x2.T @ dz2}
         if self.use_bias:
