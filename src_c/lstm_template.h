@@ -214,18 +214,17 @@ static void SFX(share_blocks)(int n, int block, int tid, int nt, int *lo, int *h
 }
 
 /* Where a call's threads meet: clstm_barrier (internal.h, why not OpenMP's). */
-/* One thread's share of a call: rows [b0, b1) and unit blocks [u0, u1) it
- * computes, and the blocks [p0, p1) of W it packs (its own blocks when
- * splitting units; a share of all of them, read by every thread, when
- * splitting rows). */
-typedef struct { int b0, b1, u0, u1, p0, p1; } SFX(work);
+/* One thread's share of a call: the unit blocks [u0, u1) it computes when
+ * splitting units (splitting rows, it takes groups of rows: take_group),
+ * and the blocks [p0, p1) of W it packs (its own blocks when splitting
+ * units; a share of all of them, read by every thread, when splitting rows). */
+typedef struct { int u0, u1, p0, p1; } SFX(work);
 
-static SFX(work) SFX(work_of)(int nb, int B, int by_batch, int tid, int nt)
+static SFX(work) SFX(work_of)(int nb, int by_batch, int tid, int nt)
 {
-    SFX(work) w = {0, B, 0, nb, 0, 0};
+    SFX(work) w = {0, nb, 0, 0};
     SFX(share)(nb, tid, nt, &w.p0, &w.p1);
-    if (by_batch) SFX(share)(B, tid, nt, &w.b0, &w.b1);
-    else { w.u0 = w.p0; w.u1 = w.p1; }
+    if (!by_batch) { w.u0 = w.p0; w.u1 = w.p1; }
     return w;
 }
 
@@ -339,7 +338,8 @@ typedef struct {
     REAL *gates, *cs, *hs;          /* training: (T, B, 4H), (T, B, H), masked (T, B, H) */
     REAL *cbuf, *hbuf, *gbuf;       /* inference: c and h ping-pong, G chunk */
     REAL *pih, *phh;                /* packed W_ih^T, W_hh^T (64-byte aligned) */
-    int *next;                      /* split by units: the next block of step s, next[s & 1] */
+    int *next;                      /* split by units: the next block of step s, next[s & 1];
+                                       by rows: the next group of rows, next[0] */
 } SFX(fwd_job);
 
 /* The whole sequence for rows [b0, b1): all of them split by units (this
@@ -415,7 +415,7 @@ static void SFX(forward_thread)(const SFX(fwd_job) *J, int tid, int nt)
     const SFX(kernels) *K = J->k;
     const int B = J->B, I = J->I, H = J->H;
     const int nb = K->unit_blocks(H);
-    const SFX(work) w = SFX(work_of)(nb, B, J->by_batch, tid, nt);
+    const SFX(work) w = SFX(work_of)(nb, J->by_batch, tid, nt);
     /* Split by units, the threads take a step's unit blocks one at a time
      * from a shared counter rather than a fixed share: on a shared machine
      * one core often runs slower than the other, and with fixed shares
@@ -512,7 +512,8 @@ typedef struct {
     REAL *dhr, *dc, *pw;
     REAL *dx, dx_beta, *dw_ih_t, *dw_hh_t, *db;
     int dx_step;                    /* dx_t in the step that made dG_t, not after */
-    int *next;                      /* dynamic product: the next group of step s, next[s & 1] */
+    int *next;                      /* dynamic product: the next group of step s, next[s & 1];
+                                       by rows: the next group of rows, next[0] */
 } SFX(bwd_job);
 
 /* The weight gradients over all steps and dX, this thread's share (dG
@@ -648,7 +649,7 @@ static void SFX(backward_thread)(const SFX(bwd_job) *J, int tid, int nt)
     const SFX(kernels) *K = J->k;
     const int B = J->B, H = J->H;
     const int nb = K->unit_blocks(H);
-    const SFX(work) w = SFX(work_of)(nb, B, J->by_batch, tid, nt);
+    const SFX(work) w = SFX(work_of)(nb, J->by_batch, tid, nt);
     const int dot = B <= CLSTM_BACK_DOT_ROWS;
     /* Big products take their groups of 4 unit blocks from a shared counter,
      * as the forward's steps do (why there); a second barrier per step then
