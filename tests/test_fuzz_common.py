@@ -59,6 +59,7 @@ BUDGET = {
     "keras_model": 500,
     "files_bytes": 500,
     "files_header": 500,
+    "row_groups": 60,
 }
 
 

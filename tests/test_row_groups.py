@@ -3,11 +3,16 @@
 through the whole sequence.  Which thread runs a group, and how the rows
 fall into register tiles, must not change a single bit: the outputs and
 every gradient at 2 and 3 threads equal 1 thread's exactly, with masks,
-in both directions, for a batch that is not a whole number of groups."""
+in both directions, for a batch that is not a whole number of groups; at
+fixed shapes and at generated ones (the "row_groups" budget of
+test_fuzz_common.py)."""
 import numpy as np
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 import clstm
+from test_fuzz_common import examples
 
 # (T, B, I, H): B >= 8 per thread and a small W_hh, so the rows are split;
 # 37 and 27 rows leave a last group larger than the others
@@ -41,6 +46,28 @@ def test_row_groups_give_the_same_bits_on_any_thread(shape, dtype, bidir, masked
     mask = None
     if masked:
         mask = np.arange(T)[:, None] < rng.integers(1, T + 1, size=B)[None, :]
+    dy = rng.standard_normal((T, B, (2 if bidir else 1) * H)).astype(dtype)
+    one = _run(lstm, x, mask, dy, 1)
+    for threads in (2, 3):
+        many = _run(lstm, x, mask, dy, threads)
+        for name, want in one.items():
+            np.testing.assert_array_equal(many[name], want,
+                                          err_msg=f"{name} at {threads} threads")
+
+
+@settings(max_examples=examples("row_groups"))
+@given(T=st.integers(1, 6), B=st.integers(16, 70), I=st.integers(1, 40), H=st.integers(24, 90),
+       bidir=st.booleans(), masked=st.booleans(), dtype=st.sampled_from([np.float32, np.float64]),
+       seed=st.integers(0, 2**32 - 1))
+def test_fuzz_row_groups_any_thread_count(T, B, I, H, bidir, masked, dtype, seed):
+    # shapes that start threads (8 B H^2 flops a step: CLSTM_THREAD_MIN_FLOPS)
+    # and split the batch rows (and, at 3 threads with B < 24, the units):
+    # every output and gradient bit-for-bit 1 thread's
+    assume(8 * B * H * H >= 256 * 1024)
+    rng = np.random.default_rng(seed)
+    lstm = clstm.LSTM(I, H, bidirectional=bidir, dtype=dtype, seed=seed % 1000)
+    x = rng.standard_normal((T, B, I)).astype(dtype)
+    mask = np.arange(T)[:, None] < rng.integers(1, T + 1, size=B)[None, :] if masked else None
     dy = rng.standard_normal((T, B, (2 if bidir else 1) * H)).astype(dtype)
     one = _run(lstm, x, mask, dy, 1)
     for threads in (2, 3):
