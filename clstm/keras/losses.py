@@ -23,9 +23,8 @@ axis, then clips; ``from_logits=True`` uses exact log-sigmoid / log-softmax
 (no clipping), as the TensorFlow, JAX and torch backends do.
 """
 
-import numbers
-
 import math
+import numbers
 
 import numpy as np
 

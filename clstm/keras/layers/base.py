@@ -11,7 +11,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-from ..._validate import asarray
+from ..._validate import asarray, is_ready
 from .. import backend, initializers
 _name_counters = {}
 # While a model file loads: a check (layer, name, shape) run before each weight
@@ -193,8 +193,8 @@ def _shape(shape, what):
 def as_float_input(x, name, dtype):
     """C-contiguous and aligned in the layer's dtype; integer and bool input is
     converted like Keras, complex and object refused."""
-    if type(x) is np.ndarray and x.dtype == dtype and x.flags.c_contiguous and x.flags.aligned:
-        return x   # what np.require returns for it, without its ~5 us a call
+    if is_ready(x, dtype):
+        return x
     x = asarray(x, name)
     if x.dtype.kind not in "fiub":
         raise TypeError(f"{name} expects numeric input, got dtype {x.dtype}")
