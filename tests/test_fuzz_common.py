@@ -294,6 +294,9 @@ def float_values(draw, shape, specials=True, scale=None):
 def cast(a, dtype):
     """a as dtype, as a user would make it (overflow to inf, NaN -> 0 for ints...)."""
     dt = np.dtype(dtype)
+    a = np.asarray(a)
+    if a.dtype == object:       # a mutation may cast twice; objects go back to numbers first
+        a = a.astype(np.float64)
     with np.errstate(all="ignore"):
         if dt.kind in "iub":
             return np.nan_to_num(a, posinf=7, neginf=-7).astype(dt)
