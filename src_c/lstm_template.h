@@ -578,7 +578,7 @@ static void SFX(weight_grads)(const SFX(bwd_job) *J, int tid, int nt)
         }
     }
     if (J->dx_step) return;
-    if (I >= 4 * nt && TB < 4 * I) {
+    if (TB < 4 * I) {   /* not by nt: any thread count takes the same route, the same bits */
         int x0, x1;
         SFX(share_blocks)(I, 4, tid, nt, &x0, &x1);
         if (x1 > x0)
