@@ -713,10 +713,31 @@ KATTR static void KSFX(weight_grads)(int TB, int I, int H, const REAL *dG, const
         for (int m = 0; m < H; m++) memset(dw_hh_t + m * G4 + c0, 0, (size_t)(c1 - c0) * sizeof(REAL));
 }
 
+/* r (VL rows of VL lanes) transposed in place: lane l of row i <-> lane i
+ * of row l, by log2(VL) rounds that swap the off-diagonal s x s blocks of
+ * every 2s x 2s block (two-source shuffles, constant masks once unrolled). */
+static inline __attribute__((always_inline)) KATTR void KSFX(transpose)(KSFX(vec) r[VL])
+{
+    const KSFX(vb) iota = KSFX(iota)();
+#pragma GCC unroll 8
+    for (int s = VL / 2; s >= 1; s /= 2) {
+        const KSFX(vb) hi = (KSFX(vb))((iota & (VM_UINT)s) != 0);   /* all ones where lane l has bit s */
+        const KSFX(vb) ma = iota + (hi & (VM_UINT)(VL - s));          /* (l & s) ? b[l - s] : a[l] */
+        const KSFX(vb) mb = iota + (hi & (VM_UINT)VL) + (~hi & (VM_UINT)s);   /* (l & s) ? b[l] : a[l + s] */
+#pragma GCC unroll 16
+        for (int i = 0; i < VL; i++) {
+            if (i & s) continue;
+            const KSFX(vec) a = r[i], b = r[i + s];
+            r[i] = __builtin_shuffle(a, b, ma);
+            r[i + s] = __builtin_shuffle(a, b, mb);
+        }
+    }
+}
+
 /* Backward: packs the unit blocks [u0, u1) of W_hh (4H, H), the transpose
  * of w_hh_t (H, 4H), one block after another: block u at dst + u 4H VL,
  * row k = W_hh(k, u VL .. u VL + VL), zero past unit H. */
-static void KSFX(pack_units)(int H, const REAL *w_hh_t, int u0, int u1, REAL *dst)
+KATTR static void KSFX(pack_units)(int H, const REAL *w_hh_t, int u0, int u1, REAL *dst)
 {
     const int K = 4 * H;
     for (int u = u0; u < u1; u++) {
@@ -728,7 +749,19 @@ static void KSFX(pack_units)(int H, const REAL *w_hh_t, int u0, int u1, REAL *ds
                     p[l] = l / 4 < w ? w_hh_t[(size_t)(j + l / 4) * K + 4 * kk + l % 4] : 0;
             continue;
         }
-        for (int k = 0; k < K; k++, p += VL) {
+        /* VL x VL tiles transposed in registers: element by element, the
+         * pack read VL rows 4H apart for every k (~130 us a thread for
+         * H = 256, more than the dot products it would have saved at B = 1) */
+        int k = 0;
+        for (; k + VL <= K; k += VL, p += VL * VL) {
+            KSFX(vec) r[VL];
+            for (int q = 0; q < VL; q++)
+                r[q] = q < w ? *(const KSFX(vu) *)(w_hh_t + (size_t)(j + q) * K + k)
+                             : (KSFX(vec)){0};
+            KSFX(transpose)(r);
+            for (int q = 0; q < VL; q++) *(KSFX(vu) *)(p + q * VL) = r[q];
+        }
+        for (; k < K; k++, p += VL) {
             for (int q = 0; q < w; q++) p[q] = w_hh_t[(size_t)(j + q) * K + k];
             for (int q = w; q < VL; q++) p[q] = 0;
         }
