@@ -1,11 +1,12 @@
-"""A/B of two clstm builds in one process, interleaved call by call.
+"""A/B of two clstm builds in one process, interleaved call by call (where
+bench/clstm_only.py times one build, to be alternated with another by hand).
 
 The base build is a copy of another checkout's built `clstm/` directory under
 another package name, e.g. for the last commit:
 
     git clone -q . /tmp/base && (cd /tmp/base && python setup.py build_ext --inplace)
     mkdir -p /tmp/abpkg && cp -r /tmp/base/clstm /tmp/abpkg/clstm_base
-    python tools/ab_minimum.py --path /tmp/abpkg --base clstm_base --shapes b1,m --modes fwd,fb
+    python bench/ab_minimum.py --path /tmp/abpkg --base clstm_base --shapes b1,m --modes fwd,fb
 
 Each round times `--calls` calls of each build, alternating which goes first,
 and prints per shape and mode the ratio base / new (> 1: the working build is
@@ -21,6 +22,7 @@ import time
 
 import numpy as np
 
+# compare.py's shapes (clstm.benchmark.CASES, not imported: it loads torch), and b4
 SHAPES = {"s": (100, 1, 8, 32), "c": (60, 32, 1, 50), "b1": (50, 1, 256, 256),
           "b4": (50, 4, 256, 256), "m": (100, 32, 128, 256), "l": (50, 64, 512, 1024)}
 
